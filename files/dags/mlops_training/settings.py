@@ -1,0 +1,323 @@
+"""Per-pipeline settings: names, gates, retries, timeouts and hyper-parameters.
+
+Defaults live in this module. The Ansible role ``training_dags`` may render
+``settings.json`` next to it (or point ``MLOPS_SETTINGS_FILE`` elsewhere) to
+override them. DAG files read these settings at parse time, so loading is one
+small JSON read with no heavy imports; a bad value raises :class:`SettingsError`,
+which surfaces as a DAG import error instead of a silently wrong run.
+
+JSON shape (every key optional)::
+
+    {
+      "seed": 42,
+      "num_threads": 0,
+      "pipelines": {
+        "xgboost": {
+          "gate": 0.9,
+          "retries": 2,
+          "retry_delay_seconds": 30,
+          "execution_timeout_minutes": 20,
+          "hyperparameters": {"num_boost_round": 80}
+        }
+      }
+    }
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from mlops_training.gates import SEED_FLOORS
+
+SETTINGS_FILE_ENV = "MLOPS_SETTINGS_FILE"
+DEFAULT_SETTINGS_FILE = Path(__file__).with_name("settings.json")
+
+
+class SettingsError(ValueError):
+    """A settings value (default or from settings.json) is not acceptable."""
+
+
+@dataclass(frozen=True)
+class HP:
+    """One hyper-parameter: its default and the closed range it must lie in."""
+
+    default: int | float
+    low: float
+    high: float
+
+
+# Defaults tuned on the full MNIST with 2 CPU cores (see bench/train_plain.py):
+# each clears its gate with margin and trains in well under two minutes.
+HYPERPARAMETERS: dict[str, dict[str, HP]] = {
+    "xgboost": {
+        "num_boost_round": HP(60, 1, 5000),
+        "learning_rate": HP(0.3, 1e-4, 1.0),
+        "max_depth": HP(6, 1, 32),
+        "max_bin": HP(32, 2, 1024),
+        "min_child_weight": HP(1.0, 0.0, 1e6),
+        "subsample": HP(1.0, 0.1, 1.0),
+        "colsample_bytree": HP(0.5, 0.05, 1.0),
+        "validation_size": HP(5000, 1, 1_000_000),
+    },
+    "lightgbm": {
+        "num_boost_round": HP(100, 1, 5000),
+        "learning_rate": HP(0.15, 1e-4, 1.0),
+        "num_leaves": HP(31, 2, 4096),
+        "max_bin": HP(31, 2, 1024),
+        "min_data_in_leaf": HP(20, 1, 100_000),
+        "feature_fraction": HP(0.5, 0.05, 1.0),
+        "validation_size": HP(5000, 1, 1_000_000),
+    },
+    "tensorflow_mlp": {
+        "epochs": HP(8, 1, 500),
+        "batch_size": HP(128, 1, 65536),
+        "hidden_units": HP(256, 1, 8192),
+        "dropout": HP(0.2, 0.0, 0.9),
+        "learning_rate": HP(0.001, 1e-6, 1.0),
+        "validation_size": HP(5000, 1, 1_000_000),
+    },
+    "tensorflow_cnn": {
+        "epochs": HP(4, 1, 500),
+        "batch_size": HP(128, 1, 65536),
+        "conv1_filters": HP(16, 1, 1024),
+        "conv2_filters": HP(32, 1, 1024),
+        "dense_units": HP(128, 1, 8192),
+        "dropout": HP(0.3, 0.0, 0.9),
+        "learning_rate": HP(0.002, 1e-6, 1.0),
+        "validation_size": HP(5000, 1, 1_000_000),
+    },
+    "pytorch_mlp": {
+        "epochs": HP(8, 1, 500),
+        "batch_size": HP(128, 1, 65536),
+        "hidden_units": HP(256, 1, 8192),
+        "dropout": HP(0.2, 0.0, 0.9),
+        "learning_rate": HP(0.001, 1e-6, 1.0),
+        "validation_size": HP(5000, 1, 1_000_000),
+    },
+    "pytorch_cnn": {
+        "epochs": HP(4, 1, 500),
+        "batch_size": HP(128, 1, 65536),
+        "conv1_filters": HP(16, 1, 1024),
+        "conv2_filters": HP(32, 1, 1024),
+        "dense_units": HP(128, 1, 8192),
+        "dropout": HP(0.3, 0.0, 0.9),
+        "learning_rate": HP(0.002, 1e-6, 1.0),
+        "validation_size": HP(5000, 1, 1_000_000),
+    },
+}
+
+
+@dataclass(frozen=True)
+class _Identity:
+    dag_id: str
+    experiment_name: str
+    registered_model_name: str
+    library: str
+    tags: tuple[str, ...]
+
+
+# Names are fixed here (not overridable): the verify playbook and the MLflow
+# history rely on them staying stable across deployments.
+IDENTITIES: dict[str, _Identity] = {
+    "xgboost": _Identity(
+        "xgboost_pipeline", "xgboost_pipeline", "mnist-xgboost", "xgboost",
+        ("mlops", "mnist", "xgboost", "gbm"),
+    ),
+    "lightgbm": _Identity(
+        "lightgbm_pipeline", "lightgbm_pipeline", "mnist-lightgbm", "lightgbm",
+        ("mlops", "mnist", "lightgbm", "gbm"),
+    ),
+    "tensorflow_mlp": _Identity(
+        "tensorflow_mnist_mlp", "tensorflow_mnist_mlp", "mnist-tensorflow-mlp", "tensorflow",
+        ("mlops", "mnist", "tensorflow", "mlp"),
+    ),
+    "tensorflow_cnn": _Identity(
+        "tensorflow_mnist_cnn", "tensorflow_mnist_cnn", "mnist-tensorflow-cnn", "tensorflow",
+        ("mlops", "mnist", "tensorflow", "cnn"),
+    ),
+    "pytorch_mlp": _Identity(
+        "pytorch_mnist_mlp", "pytorch_mnist_mlp", "mnist-pytorch-mlp", "pytorch",
+        ("mlops", "mnist", "pytorch", "mlp"),
+    ),
+    "pytorch_cnn": _Identity(
+        "pytorch_mnist_cnn", "pytorch_mnist_cnn", "mnist-pytorch-cnn", "pytorch",
+        ("mlops", "mnist", "pytorch", "cnn"),
+    ),
+}
+
+PIPELINES: tuple[str, ...] = tuple(IDENTITIES)
+
+# Run-control defaults. The whole DAG takes about two minutes on 2 cores; the
+# timeouts leave room for a loaded host without letting a hung task sit for hours.
+DEFAULT_RETRIES = 1
+DEFAULT_RETRY_DELAY_SECONDS = 30
+DEFAULT_TIMEOUT_MINUTES: dict[str, float] = {
+    "xgboost": 20, "lightgbm": 20,
+    "tensorflow_mlp": 15, "pytorch_mlp": 15,
+    "tensorflow_cnn": 20, "pytorch_cnn": 20,
+}
+DEFAULT_SEED = 42
+
+_PIPELINE_FIELDS = {
+    "gate", "retries", "retry_delay_seconds", "execution_timeout_minutes", "hyperparameters",
+}
+_TOP_FIELDS = {"seed", "num_threads", "pipelines"}
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """Everything one DAG needs to know about its pipeline."""
+
+    key: str
+    dag_id: str
+    experiment_name: str
+    registered_model_name: str
+    library: str
+    tags: tuple[str, ...]
+    gate: float
+    seed_floor: float
+    retries: int
+    retry_delay_seconds: int
+    execution_timeout_minutes: float
+    seed: int
+    num_threads: int  # 0 means "use what the container's CPU quota allows"
+    hyperparameters: Mapping[str, int | float] = field(default_factory=dict)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _int(where: str, value: Any, low: int, high: int | None = None) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise SettingsError(f"{where} must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise SettingsError(f"{where} must be {bound}, got {value}")
+    return value
+
+
+def _hyperparameters(key: str, overrides: Any) -> dict[str, int | float]:
+    if not isinstance(overrides, dict):
+        raise SettingsError(f"pipelines.{key}.hyperparameters must be an object, got {overrides!r}")
+    spec = HYPERPARAMETERS[key]
+    unknown = sorted(set(overrides) - set(spec))
+    if unknown:
+        raise SettingsError(
+            f"pipelines.{key}.hyperparameters: unknown key(s) {unknown}; known: {sorted(spec)}"
+        )
+    merged: dict[str, int | float] = {name: hp.default for name, hp in spec.items()}
+    for name, value in overrides.items():
+        hp = spec[name]
+        where = f"pipelines.{key}.hyperparameters.{name}"
+        if isinstance(hp.default, int):
+            # Counts (rounds, epochs, units) must stay integers: 2.5 epochs is a typo.
+            merged[name] = _int(where, value, int(hp.low), int(hp.high))
+            continue
+        if not _is_number(value):
+            raise SettingsError(f"{where} must be a number, got {value!r}")
+        if not hp.low <= value <= hp.high:
+            raise SettingsError(f"{where} must be in [{hp.low}, {hp.high}], got {value}")
+        merged[name] = float(value)
+    return merged
+
+
+def _pipeline(key: str, raw: Any, seed: int, num_threads: int) -> PipelineSettings:
+    if not isinstance(raw, dict):
+        raise SettingsError(f"pipelines.{key} must be an object, got {raw!r}")
+    unknown = sorted(set(raw) - _PIPELINE_FIELDS)
+    if unknown:
+        raise SettingsError(f"pipelines.{key}: unknown field(s) {unknown}; known: {sorted(_PIPELINE_FIELDS)}")
+    floor = SEED_FLOORS[key]
+    gate = raw.get("gate", floor)
+    if not _is_number(gate):
+        raise SettingsError(f"pipelines.{key}.gate must be a number, got {gate!r}")
+    if gate < floor:
+        raise SettingsError(
+            f"pipelines.{key}.gate {gate} is below the seed floor {floor}; gates may only be raised"
+        )
+    if gate >= 1.0:
+        raise SettingsError(f"pipelines.{key}.gate must be < 1.0 (accuracy must exceed it), got {gate}")
+    timeout = raw.get("execution_timeout_minutes", DEFAULT_TIMEOUT_MINUTES[key])
+    if not _is_number(timeout) or timeout <= 0:
+        raise SettingsError(
+            f"pipelines.{key}.execution_timeout_minutes must be a number > 0, got {timeout!r}"
+        )
+    ident = IDENTITIES[key]
+    return PipelineSettings(
+        key=key,
+        dag_id=ident.dag_id,
+        experiment_name=ident.experiment_name,
+        registered_model_name=ident.registered_model_name,
+        library=ident.library,
+        tags=ident.tags,
+        gate=float(gate),
+        seed_floor=floor,
+        retries=_int(f"pipelines.{key}.retries", raw.get("retries", DEFAULT_RETRIES), 0, 20),
+        retry_delay_seconds=_int(
+            f"pipelines.{key}.retry_delay_seconds",
+            raw.get("retry_delay_seconds", DEFAULT_RETRY_DELAY_SECONDS), 0, 86400,
+        ),
+        execution_timeout_minutes=float(timeout),
+        seed=seed,
+        num_threads=num_threads,
+        hyperparameters=MappingProxyType(_hyperparameters(key, raw.get("hyperparameters", {}))),
+    )
+
+
+def parse_settings(document: Any) -> dict[str, PipelineSettings]:
+    """Validate a settings document (the parsed JSON) and merge it over the defaults."""
+    if not isinstance(document, dict):
+        raise SettingsError(f"settings must be a JSON object, got {type(document).__name__}")
+    unknown = sorted(set(document) - _TOP_FIELDS)
+    if unknown:
+        raise SettingsError(f"unknown top-level field(s) {unknown}; known: {sorted(_TOP_FIELDS)}")
+    seed = _int("seed", document.get("seed", DEFAULT_SEED), 0, 2**31 - 1)
+    num_threads = _int("num_threads", document.get("num_threads", 0), 0, 1024)
+    pipelines = document.get("pipelines", {})
+    if not isinstance(pipelines, dict):
+        raise SettingsError(f"pipelines must be an object, got {pipelines!r}")
+    unknown = sorted(set(pipelines) - set(PIPELINES))
+    if unknown:
+        raise SettingsError(f"pipelines: unknown model key(s) {unknown}; known: {list(PIPELINES)}")
+    return {key: _pipeline(key, pipelines.get(key, {}), seed, num_threads) for key in PIPELINES}
+
+
+def settings_path() -> Path:
+    """The settings file in force: ``$MLOPS_SETTINGS_FILE`` or ``settings.json`` beside this module."""
+    override = os.environ.get(SETTINGS_FILE_ENV)
+    return Path(override) if override else DEFAULT_SETTINGS_FILE
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> dict[str, PipelineSettings]:
+    """Load and validate all pipelines' settings; a missing file means defaults only.
+
+    An explicitly named file (argument or environment) that is missing is an
+    error: silently falling back to defaults would hide a broken deployment.
+    """
+    explicit = path is not None or bool(os.environ.get(SETTINGS_FILE_ENV))
+    target = Path(path) if path is not None else settings_path()
+    if not target.exists():
+        if explicit:
+            raise SettingsError(f"settings file {target} does not exist")
+        return parse_settings({})
+    try:
+        document = json.loads(target.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"settings file {target} is not valid JSON: {exc}") from exc
+    try:
+        return parse_settings(document)
+    except SettingsError as exc:
+        raise SettingsError(f"{target}: {exc}") from None
+
+
+def get_settings(key: str, path: str | os.PathLike[str] | None = None) -> PipelineSettings:
+    """Settings of one pipeline (``xgboost``, ``lightgbm``, ``tensorflow_mlp``, ...)."""
+    if key not in IDENTITIES:
+        raise SettingsError(f"unknown pipeline {key!r}; known: {list(PIPELINES)}")
+    return load_settings(path)[key]
