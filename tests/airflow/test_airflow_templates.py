@@ -1,0 +1,144 @@
+"""Render the airflow role's templates with its defaults and check what they promise.
+
+The rendering runs the real `ansible.builtin.template` action (same Jinja, filters and
+includes as the role) through a throwaway playbook; no Docker is needed except for the
+optional `docker compose config` check.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+ROLE = REPO / "roles" / "airflow"
+PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"
+CP_REF = "lakehouse-tick/airflow:aaaaaaaaaaaa"
+WORKER_REF = "lakehouse-tick/airflow-worker:bbbbbbbbbbbb"
+AIRFLOW_SERVICES = ["airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
+                    "airflow-triggerer", "airflow-worker"]
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not PLAYBOOK.exists():
+        pytest.skip("controller venv (.venv) missing")
+    work = tmp_path_factory.mktemp("airflow-render")
+    (work / "templates").symlink_to(ROLE / "templates")
+    out = work / "out"
+    extra = {
+        "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+        "airflow_project_dir": "/opt/lt-test", "airflow_secrets_dir": "/opt/lt-test/secrets",
+        "__airflow_image_ref": CP_REF, "__airflow_worker_image_ref": WORKER_REF,
+        "__airflow_db_image": "lakehouse-tick/postgres:cccccccccccc",
+        "__airflow_redis_image": "lakehouse-tick/redis:dddddddddddd",
+        "__airflow_worker_cpus": 2.0, "__airflow_worker_memory_bytes": 8589934592,
+        "airflow_worker_ml_requirements": ["xgboost-cpu==3.2.0", "torch==2.13.0+cpu", "tensorflow-cpu==2.21.0",
+                                           "tabulate==0.9.0"],
+    }
+    templates = {
+        "airflow.yml.j2": "airflow.yml",
+        "images/Dockerfile.airflow.j2": "Dockerfile.airflow",
+        "images/Dockerfile.airflow-worker.j2": "Dockerfile.airflow-worker",
+        "requirements-airflow.txt.j2": "requirements-airflow.txt",
+        "requirements-control-plane.txt.j2": "requirements-control-plane.txt",
+    }
+    play = [{
+        "name": "Render", "hosts": "localhost", "connection": "local", "gather_facts": False,
+        "vars_files": [str(ROLE / "defaults" / "main.yml"), str(ROLE / "vars" / "main.yml")],
+        "tasks": [{"name": "Render the templates", "ansible.builtin.template": {"src": src, "dest": f"{out}/{dest}",
+                                                                            "mode": "0644"},
+                   "loop_control": {"label": src}, "loop": [0], "vars": {}}
+                  for src, dest in templates.items()],
+    }]
+    out.mkdir()
+    (work / "render.yml").write_text(yaml.safe_dump(play))
+    proc = subprocess.run([str(PLAYBOOK), "-i", "localhost,", str(work / "render.yml"), "-e", json.dumps(extra)],
+                          cwd=REPO, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out
+
+
+def compose(rendered: Path) -> dict:
+    return yaml.safe_load((rendered / "airflow.yml").read_text())
+
+
+def test_compose_services_and_images(rendered: Path) -> None:
+    doc = compose(rendered)
+    assert set(doc["services"]) == {"airflow-db", "airflow-redis", *AIRFLOW_SERVICES}
+    for name in AIRFLOW_SERVICES:
+        expected = WORKER_REF if name == "airflow-worker" else CP_REF
+        assert doc["services"][name]["image"] == expected, name
+
+
+def test_every_airflow_service_shares_the_secret_commands(rendered: Path) -> None:
+    doc = compose(rendered)
+    for name in AIRFLOW_SERVICES:
+        env = doc["services"][name]["environment"]
+        assert env["AIRFLOW__API_AUTH__JWT_SECRET_CMD"] == "cat /run/secrets/airflow_jwt_secret", name
+        assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+        assert "airflow_jwt_secret" in doc["services"][name]["secrets"]
+
+
+def test_no_secret_value_in_the_fragment(rendered: Path) -> None:
+    text = (rendered / "airflow.yml").read_text()
+    for word in ("PASSWORD:", "SQL_ALCHEMY_CONN:", "BROKER_URL:", "FERNET_KEY:", "JWT_SECRET:", "redis://", "postgresql+", "postgresql://"):
+        assert word not in text, word
+
+
+def test_init_runs_once_before_the_others(rendered: Path) -> None:
+    services = compose(rendered)["services"]
+    assert services["airflow-init"]["restart"] == "no"
+    for name in AIRFLOW_SERVICES[1:]:
+        assert services[name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+        assert "healthcheck" in services[name], name
+
+
+def test_worker_limits_and_port(rendered: Path) -> None:
+    services = compose(rendered)["services"]
+    limits = services["airflow-worker"]["deploy"]["resources"]["limits"]
+    assert float(limits["cpus"]) == 2.0
+    assert int(limits["memory"]) == 8589934592
+    assert services["airflow-apiserver"]["ports"] == ["127.0.0.1:8082:8080"]
+
+
+def test_requirements_pin_airflow_in_the_worker_install(rendered: Path) -> None:
+    worker = (rendered / "requirements-airflow.txt").read_text().splitlines()
+    control = (rendered / "requirements-control-plane.txt").read_text().splitlines()
+    assert "apache-airflow[celery,postgres,redis]==3.3.2" in worker
+    assert "apache-airflow[celery,postgres,redis]==3.3.2" in control
+    assert "torch==2.13.0+cpu" in worker and "tabulate==0.9.0" in worker
+    assert not any(line.startswith(("torch", "tensorflow", "xgboost")) for line in control)
+
+
+@pytest.mark.parametrize("name", ["Dockerfile.airflow", "Dockerfile.airflow-worker"])
+def test_dockerfiles(rendered: Path, name: str) -> None:
+    text = (rendered / name).read_text()
+    assert 'LABEL org.apache.airflow.version="3.3.2"' in text
+    assert "--no-index" in text
+    assert "USER 50000:0" in text
+    # every instruction starts a line (an include that swallowed a newline would glue two)
+    assert "*/COPY" not in text and "airflowCOPY" not in text
+    assert text.count("\nFROM ") == 2
+
+
+def test_worker_layers_the_big_libraries_first(rendered: Path) -> None:
+    text = (rendered / "Dockerfile.airflow-worker").read_text()
+    assert "COPY torch-*.whl tensorflow_cpu-*.whl /wheels-layered/" in text
+    assert text.index("/wheels-layered/") < text.index("COPY . /wheels/")
+
+
+def test_fragment_is_valid_compose(rendered: Path) -> None:
+    if shutil.which("docker") is None:
+        pytest.skip("no docker CLI")
+    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip("no docker compose plugin")
+    proc = subprocess.run(["docker", "compose", "-f", str(rendered / "airflow.yml"), "config", "-q"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
