@@ -170,7 +170,8 @@ def write_mnist_npz(mnist: Mnist, out: str | os.PathLike[str]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(
+            # Uncompressed (55 MB): every task loads it, and inflating costs more than the disk.
+            np.savez(
                 handle,
                 x_train=mnist.x_train, y_train=mnist.y_train.astype(np.uint8),
                 x_test=mnist.x_test, y_test=mnist.y_test.astype(np.uint8),

@@ -368,7 +368,8 @@ def register_and_promote(
         champion = None  # no alias yet
     previous_version = int(champion.version) if champion is not None else None
     previous_accuracy = _accuracy_of_version(client, champion) if champion is not None else None
-    if champion is not None and champion.version == version.version:
+    # Versions are ints from the sqlite store and strings over REST: compare as ints.
+    if champion is not None and int(champion.version) == int(version.version):
         is_champion, reason = True, "already champion (retry)"
     elif champion is None:
         is_champion, reason = True, "first gated version"
