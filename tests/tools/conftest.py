@@ -1,0 +1,128 @@
+"""Fixtures for the operator tools: a real MLflow server with seeded pipeline runs.
+
+The server is ``mlflow server`` (sqlite backend, proxied local artifact store) run by
+a Python that has MLflow 3.17 installed: ``$MLOPS_TOOLS_MLFLOW_PYTHON``, else this
+interpreter when it can import ``mlflow.server``. Without one, the tests that need
+it are skipped with that reason; the others run anywhere.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tools"))
+DATA = Path(__file__).with_name("data")
+SEED_SCRIPT = Path(__file__).with_name("mlflow_seed.py")
+
+# Runs logged into the test server, oldest first (see mlflow_seed.py). Chosen so that
+# "latest" must skip a FAILED run, an unevaluated run and a run on another dataset,
+# a gate fails, the champion differs from the latest run, two accuracies tie and one
+# pipeline has no runs at all.
+SEED_SPEC = [
+    {"pipeline": "xgboost", "accuracy": 0.9712, "train_seconds": 40.25, "steps": 6, "gate": 0.85,
+     "model_bytes": 3000},
+    {"pipeline": "xgboost", "accuracy": 0.9801, "train_seconds": 76.125, "steps": 8, "gate": 0.85,
+     "model_bytes": 10000},
+    {"pipeline": "xgboost", "accuracy": 0.99, "train_seconds": 1.5, "steps": 3, "gate": 0.85,
+     "dataset": "table:iris.csv", "register": False},
+    {"pipeline": "lightgbm", "accuracy": 0.9799, "train_seconds": 51.5, "steps": 7, "gate": 0.87,
+     "model_bytes": 7000},
+    {"pipeline": "lightgbm", "accuracy": 0.5, "train_seconds": 9.0, "steps": 2, "gate": 0.87,
+     "status": "FAILED"},
+    {"pipeline": "tensorflow_mlp", "accuracy": 0.9744, "train_seconds": 7.2, "steps": 3, "gate": 0.95},
+    {"pipeline": "tensorflow_mlp", "accuracy": 0.9412, "train_seconds": 6.9, "steps": 3, "gate": 0.95},
+    {"pipeline": "tensorflow_cnn", "accuracy": 0.9861, "train_seconds": 24.0, "steps": 4, "gate": 0.985,
+     "model_bytes": 150000},
+    {"pipeline": "pytorch_mlp", "accuracy": 0.9744, "train_seconds": 30.5, "steps": 5, "gate": 0.95},
+    {"pipeline": "pytorch_mlp", "accuracy": 0.9755, "train_seconds": 31.0, "steps": 5, "gate": 0.95,
+     "evaluate": False},
+]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: needs the running platform (skipped without it)")
+    config.addinivalue_line("markers", "mlflow_server: needs a local `mlflow server` (MLflow 3.17 installed)")
+
+
+def mlflow_python() -> str | None:
+    explicit = os.environ.get("MLOPS_TOOLS_MLFLOW_PYTHON")
+    if explicit:
+        return explicit
+    if importlib.util.find_spec("mlflow") and importlib.util.find_spec("mlflow.server"):
+        return sys.executable
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _quiet_env() -> dict[str, str]:
+    return {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "PYTHONWARNINGS": "ignore"}
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """URL of a fresh `mlflow server` (sqlite + --serve-artifacts) running for this session."""
+    python = mlflow_python()
+    if python is None:
+        pytest.skip("needs MLflow 3.17 to run a local tracking server: pip install mlflow==3.17.2, "
+                    "or point MLOPS_TOOLS_MLFLOW_PYTHON at a python that has it")
+    root = tmp_path_factory.mktemp("mlflow")
+    port = free_port()
+    log = (root / "server.log").open("w")
+    process = subprocess.Popen(
+        [python, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+         "--artifacts-destination", str(root / "artifacts"), "--serve-artifacts"],
+        stdout=log, stderr=subprocess.STDOUT, env=_quiet_env(), start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"mlflow server exited {process.returncode}: {(root / 'server.log').read_text()[-2000:]}")
+            try:
+                if requests.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("mlflow server did not answer /health within 180 s")
+            time.sleep(0.5)
+        yield {"url": url, "root": root, "python": python}
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def seeded(mlflow_server, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    """SEED_SPEC logged through mlops_training.tracking; returns what was logged, run ids included."""
+    work = tmp_path_factory.mktemp("seed")
+    spec, out = work / "spec.json", work / "out.json"
+    spec.write_text(json.dumps(SEED_SPEC))
+    done = subprocess.run([mlflow_server["python"], str(SEED_SCRIPT), mlflow_server["url"], str(spec), str(out)],
+                          capture_output=True, text=True, env=_quiet_env(), timeout=600, check=False)
+    if done.returncode != 0:
+        pytest.fail(f"seeding MLflow failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    return json.loads(out.read_text())

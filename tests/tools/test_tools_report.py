@@ -1,0 +1,339 @@
+"""The comparison report against a real MLflow server seeded through mlops_training.tracking.
+
+Every number in report.json and in index.html must equal what was logged; the
+plots must carry titles, labelled axes and legends; the report must land in
+MLflow as artifacts of a run in ``model_comparison``.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import requests
+from mlops_tools import pipelines as P
+from mlops_tools import report
+from mlops_tools.mlflow_api import MlflowApiError, MlflowClient, kv
+
+MATPLOTLIB = "matplotlib not installed (the report's plots need matplotlib==3.11.2)"
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class Cells(HTMLParser):
+    """Collects, per table row id, the cells as (text, data-value)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, list[tuple[str, str | None]]] = {}
+        self.images: list[str] = []
+        self._row: str | None = None
+        self._cell: list[str] | None = None
+        self._value: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "tr":
+            self._row = attrs.get("id")
+            if self._row:
+                self.rows[self._row] = []
+        elif tag == "td" and self._row:
+            self._cell, self._value = [], attrs.get("data-value")
+        elif tag == "img":
+            self.images.append(attrs["src"])
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def handle_endtag(self, tag):
+        if tag == "td" and self._row and self._cell is not None:
+            self.rows[self._row].append(("".join(self._cell).strip(), self._value))
+            self._cell = None
+        elif tag == "tr":
+            self._row = None
+
+
+def latest(seeded: list[dict], pipeline: str) -> dict:
+    """What the report must pick: newest FINISHED, evaluated, MNIST run."""
+    runs = [r for r in seeded if r["pipeline"] == pipeline and r["status"] == "FINISHED"
+            and r.get("evaluate", True) and r.get("dataset", "mnist") == "mnist"]
+    return runs[-1]
+
+
+def champion(seeded: list[dict], pipeline: str) -> dict:
+    best = None
+    for r in seeded:  # register_and_promote: strictly better accuracy takes the alias
+        if r["pipeline"] == pipeline and r.get("registered_version") and (
+                best is None or r["accuracy"] > best["accuracy"]):
+            best = r
+    return best
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", head[16:24])
+
+
+@pytest.fixture(scope="module")
+def built(mlflow_server, seeded, tmp_path_factory):
+    pytest.importorskip("matplotlib", reason=MATPLOTLIB)
+    out = tmp_path_factory.mktemp("reports")
+    code = report.main(["--mlflow-url", mlflow_server["url"], "--out-dir", str(out), "--stamp", "20260101T000000Z"])
+    folder = out / "model-comparison-20260101T000000Z"
+    return {"code": code, "folder": folder, "json": json.loads((folder / "report.json").read_text()),
+            "html": (folder / "index.html").read_text()}
+
+
+# --------------------------------------------------------------------------- against MLflow
+
+
+needs_server = pytest.mark.mlflow_server
+
+
+@needs_server
+def test_report_is_written_and_logged(built):
+    assert built["code"] == 0
+    names = {p.name for p in built["folder"].iterdir()}
+    expected_pngs = {"accuracy-vs-time.png", "val-accuracy-overview.png",
+                     *(f"curves-{k}.png" for k in ("xgboost", "lightgbm", "tensorflow_mlp", "tensorflow_cnn",
+                                                    "pytorch_mlp"))}
+    assert {"index.html", "report.json"} | expected_pngs == names  # no curves for the missing pytorch_cnn
+    for name in expected_pngs:
+        width, height = png_size(built["folder"] / name)
+        assert width >= 800 and height >= 350
+
+
+@needs_server
+def test_numbers_equal_what_was_logged(built, seeded):
+    entries = built["json"]["pipelines"]
+    for key in ("xgboost", "lightgbm", "tensorflow_mlp", "tensorflow_cnn", "pytorch_mlp"):
+        want, got = latest(seeded, key), entries[key]
+        assert got["error"] is None
+        assert got["run_id"] == want["run_id"]
+        assert got["test_accuracy"] == want["accuracy"]  # exact float equality, no rounding
+        assert got["train_seconds"] == want["train_seconds"]
+        assert got["gate"] == want["gate"]
+        assert got["gate_passed"] is (want["accuracy"] > want["gate"])
+        assert got["steps"] == want["steps"] == got["steps_param"]
+        assert got["model_size_bytes"] == want["model_bytes"]
+        assert got["model_files"] == 2
+        assert got["registered_version"] == want["registered_version"]
+        holder = champion(seeded, key)
+        assert got["champion_version"] == holder["registered_version"]
+        assert got["is_champion"] is (holder["run_id"] == want["run_id"])
+        for metric, values in want["curves"].items():
+            assert got["curves"][metric] == [[step, value] for step, value in enumerate(values, start=1)]
+    assert entries["pytorch_cnn"]["error"].startswith("experiment 'pytorch_mnist_cnn' does not exist")
+
+
+@needs_server
+def test_latest_skips_failed_unevaluated_and_other_dataset_runs(built, seeded):
+    entries = built["json"]["pipelines"]
+    tabular = next(r for r in seeded if r.get("dataset") == "table:iris.csv")
+    failed = next(r for r in seeded if r["status"] == "FAILED")
+    unevaluated = next(r for r in seeded if r.get("evaluate") is False)
+    chosen = {e.get("run_id") for e in entries.values()}
+    assert not chosen & {tabular["run_id"], failed["run_id"], unevaluated["run_id"]}
+    tf_mlp = entries["tensorflow_mlp"]  # the newest run failed its gate: shown as such, not registered
+    assert tf_mlp["test_accuracy"] == 0.9412 and tf_mlp["gate_passed"] is False
+    assert tf_mlp["registered_version"] is None and tf_mlp["is_champion"] is False
+    assert built["json"]["summary"] == {"found": 5, "passed_gate": 4, "total": 6}
+
+
+@needs_server
+def test_html_shows_the_same_numbers(built, seeded):
+    cells = Cells()
+    cells.feed(built["html"])
+    for key in ("xgboost", "lightgbm", "tensorflow_mlp", "tensorflow_cnn", "pytorch_mlp"):
+        want = latest(seeded, key)
+        row = cells.rows[f"row-{key}"]
+        (acc_text, acc_value), (gate_text, gate_value), verdict = row[3], row[4], row[5]
+        assert float(acc_value) == want["accuracy"] and acc_text == f"{want['accuracy']:.4f}"
+        assert float(gate_value) == want["gate"] and gate_text == f"{want['gate']:g}"
+        assert verdict[0] == ("pass" if want["accuracy"] > want["gate"] else "FAIL")
+        seconds_text, seconds_value = row[6]
+        assert float(seconds_value) == want["train_seconds"] and seconds_text == f"{want['train_seconds']:.1f} s"
+        assert row[7] == (f"{want['steps']} {P.BY_KEY[key].step_unit}s", str(want["steps"]))
+        assert int(row[8][1]) == want["model_bytes"]
+        if want["registered_version"]:
+            assert row[9] == (f"v{want['registered_version']}", str(want["registered_version"]))
+    assert "does not exist" in cells.rows["row-pytorch_cnn"][2][0]
+    assert set(cells.images) == {p.name for p in built["folder"].glob("*.png")}
+
+
+@needs_server
+def test_comparisons_are_computed_from_the_runs(built):
+    by_title = {c["title"]: c for c in built["json"]["comparisons"]}
+    gbm = by_title["XGBoost vs LightGBM"]
+    assert gbm["left_accuracy"] == 0.9801 and gbm["right_accuracy"] == 0.9799
+    assert gbm["accuracy_diff_pp"] == pytest.approx((0.9799 - 0.9801) * 100)
+    assert gbm["more_accurate"] == "xgboost" and gbm["faster"] == "lightgbm"
+    assert gbm["time_ratio"] == pytest.approx(76.125 / 51.5)
+    assert gbm["sentence"] == ("XGBoost is more accurate: 0.9801 vs 0.9799 (0.02 pp); "
+                               "LightGBM trains 1.48× faster: 51.5 s vs 76.1 s (XGBoost).")
+    tf = by_title["MLP vs CNN (TensorFlow)"]
+    assert tf["more_accurate"] == "tensorflow_cnn" and tf["faster"] == "tensorflow_mlp"
+    frameworks = by_title["TensorFlow vs PyTorch (MLP)"]  # TF's newest run (0.9412) failed its gate
+    assert frameworks["left_accuracy"] == 0.9412 and frameworks["more_accurate"] == "pytorch_mlp"
+    assert by_title["MLP vs CNN (PyTorch)"]["sentence"] == "Not comparable: no evaluated run for PyTorch CNN."
+    runtime = built["json"]["runtime"]
+    assert [r["pipeline"] for r in runtime["rows"]] == [
+        "tensorflow_mlp", "tensorflow_cnn", "pytorch_mlp", "lightgbm", "xgboost"]
+    assert runtime["total_train_seconds"] == pytest.approx(6.9 + 24.0 + 30.5 + 51.5 + 76.125)
+    assert runtime["rows"][-1]["seconds_per_step"] == pytest.approx(76.125 / 8)
+
+
+@needs_server
+def test_report_run_holds_the_files_in_mlflow(built, mlflow_server):
+    logged = built["json"]["mlflow_run"]
+    client = MlflowClient(mlflow_server["url"])
+    run = client.get_run(logged["run_id"])
+    assert run["info"]["status"] == "FINISHED"
+    experiment = client.experiment_by_name(report.REPORT_EXPERIMENT)
+    assert run["info"]["experiment_id"] == experiment["experiment_id"]
+    assert kv(run["data"]["tags"])["mlops.report_stamp"] == "20260101T000000Z"
+    files = {f["path"]: f["file_size"] for f in client.run_artifacts(logged["run_id"])}
+    local = {p.name: p.stat().st_size for p in built["folder"].iterdir()}
+    # report.json is rewritten locally afterwards with the run's id; everything else is byte-identical.
+    assert set(files) == set(local)
+    assert {k: v for k, v in files.items() if k != "report.json"} == \
+        {k: v for k, v in local.items() if k != "report.json"}
+    root = run["info"]["artifact_uri"].removeprefix("mlflow-artifacts:/").lstrip("/")
+    html = requests.get(f"{mlflow_server['url']}/api/2.0/mlflow-artifacts/artifacts/{root}/index.html", timeout=10)
+    assert html.status_code == 200
+    assert html.content == (built["folder"] / "index.html").read_bytes()
+
+
+@needs_server
+def test_champion_selection_reads_the_alias(mlflow_server, seeded, tmp_path):
+    data = report.collect(mlflow_server["url"], select="champion")
+    for key in ("xgboost", "lightgbm", "tensorflow_mlp", "tensorflow_cnn", "pytorch_mlp"):
+        want = champion(seeded, key)
+        got = data["pipelines"][key]
+        assert got["run_id"] == want["run_id"] and got["is_champion"] is True
+        assert got["test_accuracy"] == want["accuracy"]
+    assert data["pipelines"]["tensorflow_mlp"]["test_accuracy"] == 0.9744  # not the newer gate failure
+    assert "does not exist" in data["pipelines"]["pytorch_cnn"]["error"]
+
+
+@needs_server
+def test_plots_have_titles_labelled_axes_legends_and_gates(built):
+    from mlops_tools import plots
+
+    entries = {k: e for k, e in built["json"]["pipelines"].items() if not e.get("error")}
+    figure = plots.accuracy_vs_time_figure(entries)
+    (ax,) = figure.axes
+    assert "training time" in ax.get_xlabel() and "seconds" in ax.get_xlabel()
+    assert "test accuracy" in ax.get_ylabel() and "fraction" in ax.get_ylabel()
+    assert ax.get_title()
+    gate_lines = sorted({line.get_ydata()[0] for line in ax.get_lines()})
+    assert gate_lines == sorted({e["gate"] for e in entries.values()})
+    labels = [t.get_text() for t in ax.texts]
+    for e in entries.values():  # every point is labelled with its name, accuracy and time
+        assert any(t.startswith(f"{e['label']}\n{e['test_accuracy']:.4f}") for t in labels)
+    assert len(ax.get_legend().get_texts()) == len(entries)
+    assert any("FAIL" in t.get_text() for t in ax.get_legend().get_texts())
+
+    for key, entry in entries.items():
+        figure = plots.learning_curves_figure(entry)
+        loss_ax, acc_ax = figure.axes
+        unit = P.BY_KEY[key].step_unit
+        for ax in (loss_ax, acc_ax):
+            assert unit in ax.get_xlabel() and ax.get_title() and ax.get_ylabel()
+            legend = [t.get_text() for t in ax.get_legend().get_texts()]
+            assert len(legend) == 2 and any("validation" in t for t in legend)
+        assert "loss" in loss_ax.get_ylabel() and "accuracy" in acc_ax.get_ylabel()
+        assert list(acc_ax.get_lines()[1].get_ydata()) == [v for _, v in entry["curves"]["val_accuracy"]]
+        assert entry["label"] in figure.get_suptitle()
+
+    figure = plots.validation_overview_figure(entries)
+    gbm_ax, nn_ax = figure.axes
+    assert "boosting round" in gbm_ax.get_xlabel() and "epoch" in nn_ax.get_xlabel()
+    assert {t.get_text() for t in gbm_ax.get_legend().get_texts()} == {"XGBoost", "LightGBM"}
+
+
+# --------------------------------------------------------------------------- no server needed
+
+
+def test_pipeline_names_match_the_training_package():
+    sys.path.insert(0, str(REPO / "files" / "dags"))
+    settings = pytest.importorskip("mlops_training.settings")
+    gates = pytest.importorskip("mlops_training.gates")
+    assert [p.key for p in P.PIPELINES] == list(settings.PIPELINES)
+    for p in P.PIPELINES:
+        ident = settings.IDENTITIES[p.key]
+        assert (p.dag_id, p.experiment, p.registered_model, p.library) == (
+            ident.dag_id, ident.experiment_name, ident.registered_model_name, ident.library)
+        assert p.seed_gate == gates.SEED_FLOORS[p.key]
+        assert p.steps_param in settings.HYPERPARAMETERS[p.key]
+
+
+def test_tracking_names_match_the_training_package():
+    sys.path.insert(0, str(REPO / "files" / "dags"))
+    source = (REPO / "files" / "dags" / "mlops_training" / "tracking.py").read_text()
+    for name in (P.TAG_PIPELINE, P.TAG_GATE, P.TAG_GATE_PASSED, P.TAG_REGISTERED_VERSION, P.TAG_MODEL_URI,
+                 P.TAG_DATASET, P.METRIC_TEST_ACCURACY, P.METRIC_TRAIN_SECONDS, f'"{P.CHAMPION_ALIAS}"'):
+        assert name in source, f"{name} no longer appears in mlops_training/tracking.py"
+    recipes = (REPO / "files" / "dags" / "mlops_training" / "recipes.py").read_text()
+    for metric in P.CURVE_METRICS:
+        assert f'"{metric}"' in recipes
+
+
+def test_compare_handles_ties_and_missing_runs():
+    entries = {
+        "tensorflow_mlp": {"test_accuracy": 0.97, "train_seconds": 10.0},
+        "pytorch_mlp": {"test_accuracy": 0.97, "train_seconds": 10.0},
+        "xgboost": {"test_accuracy": 0.98, "train_seconds": 0.0},
+        "lightgbm": {"test_accuracy": 0.99, "train_seconds": 5.0},
+    }
+    by_title = {c["title"]: c for c in report.compare(entries)}
+    tie = by_title["TensorFlow vs PyTorch (MLP)"]
+    assert tie["more_accurate"] is None and tie["faster"] is None and tie["time_ratio"] == 1.0
+    assert tie["sentence"] == "TensorFlow MLP and PyTorch MLP tie at 0.9700 test accuracy; both train in 10.0 s."
+    gbm = by_title["XGBoost vs LightGBM"]
+    assert gbm["time_ratio"] is None and gbm["faster"] == "xgboost"  # 0 s: no ratio, no division error
+    assert by_title["TensorFlow vs PyTorch (CNN)"]["sentence"] == \
+        "Not comparable: no evaluated run for TensorFlow CNN, PyTorch CNN."
+
+
+def test_html_escapes_what_mlflow_returns():
+    from mlops_tools.render import render_html
+
+    entry = {"pipeline": "xgboost", "label": "XGBoost", "dag_id": "xgboost_pipeline",
+             "error": "<script>alert(1)</script>"}
+    html = render_html({"generated_at": "now", "mlflow_url": "http://x", "selection_rule": "r", "dataset": None,
+                        "pipelines": {"xgboost": entry}, "comparisons": [],
+                        "runtime": {"rows": [], "total_train_seconds": 0},
+                        "summary": {"found": 0, "passed_gate": 0, "total": 1}})
+    assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_upload_urls_follow_the_proxied_artifact_root():
+    client = MlflowClient("http://127.0.0.1:5000/")
+    assert client.artifact_upload_url("mlflow-artifacts:/3/abc/artifacts", "index.html") == \
+        "http://127.0.0.1:5000/api/2.0/mlflow-artifacts/artifacts/3/abc/artifacts/index.html"
+    assert client.artifact_upload_url("mlflow-artifacts://mlflow:5000/3/abc/artifacts", "a b.png") == \
+        "http://127.0.0.1:5000/api/2.0/mlflow-artifacts/artifacts/3/abc/artifacts/a%20b.png"
+    with pytest.raises(MlflowApiError, match="--serve-artifacts"):
+        client.artifact_upload_url("/mlflow/artifacts/3/abc/artifacts", "index.html")
+
+
+def test_unreachable_mlflow_exits_2(tmp_path, capsys):
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    code = report.main(["--mlflow-url", f"http://127.0.0.1:{port}", "--out-dir", str(tmp_path),
+                        "--timeout", "2"])
+    assert code == 2
+    assert "MLflow unreachable" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
