@@ -109,7 +109,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=5)  # uvicorn may linger on keep-alive connections
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
         log.close()

@@ -7,6 +7,7 @@ MLflow as artifacts of a run in ``model_comparison``.
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import struct
@@ -34,7 +35,7 @@ class Cells(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.rows: dict[str, list[tuple[str, str | None]]] = {}
-        self.images: list[str] = []
+        self.images: dict[str, str] = {}
         self._row: str | None = None
         self._cell: list[str] | None = None
         self._value: str | None = None
@@ -48,7 +49,7 @@ class Cells(HTMLParser):
         elif tag == "td" and self._row:
             self._cell, self._value = [], attrs.get("data-value")
         elif tag == "img":
-            self.images.append(attrs["src"])
+            self.images[attrs["data-file"]] = attrs["src"]
 
     def handle_data(self, data):
         if self._cell is not None:
@@ -168,7 +169,13 @@ def test_html_shows_the_same_numbers(built, seeded):
         if want["registered_version"]:
             assert row[9] == (f"v{want['registered_version']}", str(want["registered_version"]))
     assert "does not exist" in cells.rows["row-pytorch_cnn"][2][0]
-    assert set(cells.images) == {p.name for p in built["folder"].glob("*.png")}
+    # Every PNG is embedded (MLflow's artifact viewer cannot resolve relative links) and is
+    # byte-identical to the file beside the page.
+    pngs = {p.name: p.read_bytes() for p in built["folder"].glob("*.png")}
+    assert set(cells.images) == set(pngs)
+    for name, src in cells.images.items():
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1]) == pngs[name]
 
 
 @needs_server

@@ -1,5 +1,9 @@
 """The report's HTML page: one self-contained file next to its PNGs.
 
+The PNGs are embedded as data URIs (``data-file`` names the PNG beside the page), so the
+page also renders inside MLflow's artifact viewer, which shows HTML in a sandboxed
+frame where relative image links do not resolve.
+
 Every number cell carries the exact value read from MLflow in ``data-value``
 (Python ``repr`` of the float), while its text shows it rounded for reading;
 tests compare both with what was logged.
@@ -7,7 +11,9 @@ tests compare both with what was logged.
 
 from __future__ import annotations
 
+import base64
 from html import escape
+from pathlib import Path
 from typing import Any
 
 from mlops_tools.pipelines import BY_KEY
@@ -133,11 +139,21 @@ def _details(report: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def render_html(report: dict[str, Any]) -> str:
+def _img(folder: Path | None, name: str | None, alt: str) -> str:
+    if not name:
+        return f'<p class="missing">no figure: {escape(alt)}</p>'
+    src = name
+    if folder is not None:
+        src = "data:image/png;base64," + base64.b64encode((folder / name).read_bytes()).decode("ascii")
+    return f'<img src="{escape(src)}" data-file="{escape(name)}" alt="{escape(alt)}">'
+
+
+def render_html(report: dict[str, Any], folder: Path | None = None) -> str:
+    """The page; with ``folder`` (where the PNGs are) the images are embedded, else linked."""
     images = report.get("images", {})
     s = report["summary"]
     curves = "".join(
-        f'<img src="{escape(images[f"curves_{key}"])}" alt="learning curves of {escape(e["label"])}">'
+        _img(folder, images[f"curves_{key}"], f"learning curves of {e['label']}")
         for key, e in report["pipelines"].items() if f"curves_{key}" in images
     )
     run_note = f", dataset <code>{escape(report['dataset'])}</code>" if report.get("dataset") else ""
@@ -154,13 +170,13 @@ def render_html(report: dict[str, Any]) -> str:
 <h2>Summary</h2>
 {_summary_table(report)}
 <h2>Accuracy vs training time</h2>
-<img src="{escape(images.get('accuracy_vs_time', ''))}" alt="test accuracy against training time with gates">
+{_img(folder, images.get('accuracy_vs_time'), 'test accuracy against training time with gates')}
 <h2>Comparisons</h2>
 {_comparisons(report)}
 <h2>Run-time analysis</h2>
 {_runtime(report)}
 <h2>Learning curves</h2>
-<img src="{escape(images.get('val_accuracy_overview', ''))}" alt="validation accuracy of all pipelines">
+{_img(folder, images.get('val_accuracy_overview'), 'validation accuracy of all pipelines')}
 {curves}
 <h2>Run details</h2>
 {_details(report)}

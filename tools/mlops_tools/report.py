@@ -281,7 +281,7 @@ def write_report(report: dict[str, Any], out_dir: Path, stamp: str) -> Path:
     report["images"] = images
     report["stamp"] = stamp
     (target / "report.json").write_text(json.dumps(report, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    (target / "index.html").write_text(render_html(report), encoding="utf-8")
+    (target / "index.html").write_text(render_html(report, target), encoding="utf-8")
     return target
 
 
