@@ -27,8 +27,11 @@ def test_airflow_login_shows_the_six_dags(stack, browser_context, screenshot_dir
     expect(page).to_have_url(re.compile(r"/auth/login"))
     page.locator("input[name=username]").fill(stack["user"])
     page.locator("input[name=password]").fill(stack["password"])
-    page.locator("input[type=submit], button[type=submit]").first.click()
-    page.wait_for_url(lambda url: "/auth/login" not in url)
+    with page.expect_navigation():
+        page.locator("input[type=submit], button[type=submit]").first.click()
+    if "/auth/login" in page.url:  # FAB sends a refused login back to its form with a flash message
+        flash = " ".join(page.locator(".alert").all_text_contents()).replace("×", "").strip()
+        pytest.fail(f"Airflow login as {stack['user']!r} failed: {flash or page.url}")
     page.goto(f"{stack['airflow']}/dags", wait_until="domcontentloaded")
     expect(page.get_by_role("heading", name=re.compile(r"\d+ Dags?"))).to_be_visible()
     for dag_id in DAG_IDS:
