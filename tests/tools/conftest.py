@@ -11,10 +11,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -83,16 +85,26 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
         pytest.skip("needs MLflow 3.17 to run a local tracking server: pip install mlflow==3.17.2, "
                     "or point MLOPS_TOOLS_MLFLOW_PYTHON at a python that has it")
     root = tmp_path_factory.mktemp("mlflow")
+    # The backend database goes to tmpfs when there is one: sqlite's fsync per commit costs
+    # seconds per run on a disk busy with image builds.
+    shm = Path("/dev/shm")
+    db_dir = Path(tempfile.mkdtemp(prefix="lt-tools-mlflow-", dir=shm)) if shm.is_dir() else root
     port = free_port()
     log = (root / "server.log").open("w")
     process = subprocess.Popen(
         [python, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+         "--backend-store-uri", f"sqlite:///{db_dir / 'mlflow.db'}",
          "--artifacts-destination", str(root / "artifacts"), "--serve-artifacts"],
         stdout=log, stderr=subprocess.STDOUT, env=_quiet_env(), start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
+    # Seed in parallel: the seeding process imports MLflow while the server boots, then waits for it.
+    spec, out = root / "spec.json", root / "seeded.json"
+    spec.write_text(json.dumps(SEED_SPEC))
+    seed_log = (root / "seed.log").open("w")
+    seeder = subprocess.Popen([python, str(SEED_SCRIPT), url, str(spec), str(out)], stdout=seed_log,
+                              stderr=subprocess.STDOUT, env=_quiet_env(), start_new_session=True)
+    deadline = time.monotonic() + 300
     try:
         while True:
             if process.poll() is not None:
@@ -103,26 +115,32 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
             except requests.RequestException:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail("mlflow server did not answer /health within 180 s")
+                pytest.fail("mlflow server did not answer /health within 300 s")
             time.sleep(0.5)
-        yield {"url": url, "root": root, "python": python}
+        yield {"url": url, "root": root, "python": python, "seeder": seeder, "seeded": out}
     finally:
+        if seeder.poll() is None:
+            os.killpg(seeder.pid, signal.SIGKILL)
+        seeder.wait()
+        seed_log.close()
+        if db_dir != root:
+            shutil.rmtree(db_dir, ignore_errors=True)
         os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=5)  # uvicorn may linger on keep-alive connections
+            process.wait(timeout=2)  # the CLI lingers after SIGTERM; nothing here needs a clean stop
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
         log.close()
 
 
 @pytest.fixture(scope="session")
-def seeded(mlflow_server, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+def seeded(mlflow_server) -> list[dict]:
     """SEED_SPEC logged through mlops_training.tracking; returns what was logged, run ids included."""
-    work = tmp_path_factory.mktemp("seed")
-    spec, out = work / "spec.json", work / "out.json"
-    spec.write_text(json.dumps(SEED_SPEC))
-    done = subprocess.run([mlflow_server["python"], str(SEED_SCRIPT), mlflow_server["url"], str(spec), str(out)],
-                          capture_output=True, text=True, env=_quiet_env(), timeout=600, check=False)
-    if done.returncode != 0:
-        pytest.fail(f"seeding MLflow failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
-    return json.loads(out.read_text())
+    try:
+        code = mlflow_server["seeder"].wait(timeout=600)
+    except subprocess.TimeoutExpired:
+        pytest.fail("seeding MLflow took more than 600 s")
+    if code != 0:
+        log = (mlflow_server["root"] / "seed.log").read_text()
+        pytest.fail(f"seeding MLflow failed (exit {code}):\n{log[-4000:]}")
+    return json.loads(mlflow_server["seeded"].read_text())

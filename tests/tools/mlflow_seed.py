@@ -65,8 +65,25 @@ def curves(steps: int, final: float, offset: int) -> dict[str, list[float]]:
     }
 
 
+def wait_for(uri: str, seconds: float = 300) -> None:
+    """The fixtures start this script together with the server: import while it boots."""
+    import requests
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if requests.get(f"{uri}/health", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{uri} did not answer /health within {seconds:.0f} s")
+        time.sleep(0.5)
+
+
 def main(uri: str, spec_path: str, out_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
+    wait_for(uri)
     tracking.configure(uri)
     done = []
     for offset, item in enumerate(spec):
