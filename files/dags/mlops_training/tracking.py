@@ -119,14 +119,37 @@ def ensure_experiment(name: str) -> str:
         return found.experiment_id
 
 
-def library_versions(library: str) -> dict[str, str]:
-    """Versions worth recording with every run (the model's library, MLflow, NumPy, Python)."""
-    versions = {"python": sys.version.split()[0], "numpy": np.__version__}
-    for dist in ("mlflow", "mlflow-skinny", library, f"{library}-cpu", "keras", "xgboost-cpu"):
+# Version tag name → the distributions that provide it (first one installed wins):
+# the worker has mlflow-skinny and xgboost-cpu, a dev box may have mlflow and xgboost.
+_VERSION_SOURCES: dict[str, tuple[str, ...]] = {
+    "mlflow": ("mlflow", "mlflow-skinny"),
+    "xgboost": ("xgboost-cpu", "xgboost"),
+    "lightgbm": ("lightgbm",),
+    "tensorflow": ("tensorflow-cpu", "tensorflow"),
+    "keras": ("keras",),
+    "torch": ("torch",),
+}
+_LIBRARY_VERSION_TAGS: dict[str, tuple[str, ...]] = {
+    "xgboost": ("xgboost",), "lightgbm": ("lightgbm",), "tensorflow": ("tensorflow", "keras"), "torch": ("torch",),
+}
+
+
+def _installed_version(names: tuple[str, ...]) -> str | None:
+    for dist in names:
         try:
-            versions.setdefault(dist.removesuffix("-cpu"), metadata.version(dist))
+            return metadata.version(dist)
         except metadata.PackageNotFoundError:
             continue
+    return None
+
+
+def library_versions(library: str) -> dict[str, str]:
+    """Versions worth recording with every run: Python, NumPy, MLflow and the model's library."""
+    versions = {"python": sys.version.split()[0], "numpy": np.__version__}
+    for tag in ("mlflow", *_LIBRARY_VERSION_TAGS.get(library, ())):
+        found = _installed_version(_VERSION_SOURCES[tag])
+        if found:
+            versions[tag] = found
     return versions
 
 
@@ -247,11 +270,10 @@ def _pip_requirements(flavor: str) -> list[str]:
     requirements = []
     for candidates in _FLAVOR_DISTRIBUTIONS.get(flavor, ()):
         for dist in candidates:
-            try:
-                requirements.append(f"{dist}=={metadata.version(dist)}")
+            version = _installed_version((dist,))
+            if version:
+                requirements.append(f"{dist}=={version}")
                 break
-            except metadata.PackageNotFoundError:
-                continue
     requirements.append(f"numpy=={np.__version__}")
     return requirements
 
