@@ -31,6 +31,7 @@ WARM_GOAL_S = 300
 # profile_tasks prints "<role> : <task name> ---- 12.34s" for the slowest tasks.
 PROFILE = re.compile(r"^(?P<name>.+?)\s-{3,}\s+(?P<seconds>\d+(?:\.\d+)?)s\s*$")
 BUILD_TASK = re.compile(r"^TASK \[docker_host : Build (?P<ref>\S+/airflow(?:-worker)?:[0-9a-f]{12})\]")
+WHEEL_TASK = re.compile(r"^TASK \[docker_host : Fill the wheelhouse for (?P<ref>airflow(?:-worker)?)\]")
 RECAP = re.compile(r"ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")
 DEFAULT_ML = [
     "xgboost-cpu==3.2.0", "lightgbm==4.7.0", "tensorflow-cpu==2.21.0", "torch==2.13.0+cpu",
@@ -61,10 +62,11 @@ def run_role(playbook: Path, extra_vars: dict, log: Path) -> dict:
     refs, built, tasks = [], {}, {}
     lines = text.splitlines()
     for i, line in enumerate(lines):
-        match = BUILD_TASK.match(line)
+        match = BUILD_TASK.match(line) or WHEEL_TASK.match(line)
         if match:
             ref = match["ref"]
-            refs.append(ref)
+            if "/" in ref:
+                refs.append(ref)
             outcome = next((ln for ln in lines[i + 1:i + 8] if ln.split(":")[0] in ("ok", "changed", "skipping", "fatal")), "")
             built[ref] = outcome.startswith("changed")
     for line in lines:
@@ -100,8 +102,9 @@ def describe(label: str, result: dict) -> None:
         print(f"  {ref:55s} {what:22s} {secs:7.1f} s")
     for name in ("airflow", "airflow-worker"):
         secs = task_seconds(result, f"Fill the wheelhouse for {name}")
-        if secs:
-            print(f"  wheelhouse {name:43s} {'filled':22s} {secs:7.1f} s")
+        if name in result["built"]:
+            what = "filled" if result["built"][name] else "existed"
+            print(f"  wheelhouse {name:43s} {what:22s} {secs:7.1f} s")
 
 
 def main() -> int:
