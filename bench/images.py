@@ -84,7 +84,7 @@ def _environ() -> dict:
 
 
 def task_seconds(result: dict, needle: str) -> float:
-    return sum(s for name, s in result["tasks"].items() if needle in name)
+    return sum(s for name, s in result["tasks"].items() if name.endswith(needle))
 
 
 def image_size(ref: str) -> int:
