@@ -24,6 +24,12 @@ def container_problems(containers, oneshot_services):
     return problems
 
 
+def compose_services(containers):
+    """The compose service name of each `docker inspect` document (label lookups by key,
+    since Jinja's attribute paths split the dotted label name)."""
+    return [((c.get("Config") or {}).get("Labels") or {}).get("com.docker.compose.service", "") for c in containers or []]
+
+
 def summary_lines(checks, width=58, evidence=110):
     """A fixed-width table of the checks for the play's output."""
     def cut(text, size):
@@ -39,4 +45,8 @@ def summary_lines(checks, width=58, evidence=110):
 
 class FilterModule:
     def filters(self):
-        return {"container_problems": container_problems, "summary_lines": summary_lines}
+        return {
+            "compose_services": compose_services,
+            "container_problems": container_problems,
+            "summary_lines": summary_lines,
+        }
