@@ -2,7 +2,7 @@
 """Time a converge from nothing and a warm re-run of site.yml, and print the figures.
 
 Runs against a project of its own (default /opt/lakehouse-tick-bench, compose project
-lt-bench, ports 25000/28082) so it never touches the stack `make up` manages.
+lt-bench, ports 35000/38082) so it never touches the stack `make up` manages.
 
     python bench/converge.py                 # project from nothing (image/wheel caches as they are)
     python bench/converge.py --purge-caches  # also drop the wheelhouse and project images first
@@ -44,8 +44,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--project-dir", default="/opt/lakehouse-tick-bench")
     parser.add_argument("--compose-project", default="lt-bench")
-    parser.add_argument("--mlflow-port", type=int, default=25000)
-    parser.add_argument("--airflow-port", type=int, default=28082)
+    parser.add_argument("--mlflow-port", type=int, default=35000)
+    parser.add_argument("--airflow-port", type=int, default=38082)
     parser.add_argument("--purge-caches", action="store_true", help="remove the wheelhouse and project images first")
     parser.add_argument("--keep", action="store_true", help="leave the bench stack running")
     parser.add_argument("extra", nargs="*", help="extra ansible-playbook arguments (after --)")
