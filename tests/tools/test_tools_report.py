@@ -239,17 +239,28 @@ def test_plots_have_titles_labelled_axes_legends_and_gates(built):
 
     entries = {k: e for k, e in built["json"]["pipelines"].items() if not e.get("error")}
     figure = plots.accuracy_vs_time_figure(entries)
-    (ax,) = figure.axes
+    ax, margin_ax = figure.axes
     assert "training time" in ax.get_xlabel() and "seconds" in ax.get_xlabel()
     assert "test accuracy" in ax.get_ylabel() and "fraction" in ax.get_ylabel()
-    assert ax.get_title()
-    gate_lines = sorted({line.get_ydata()[0] for line in ax.get_lines()})
-    assert gate_lines == sorted({e["gate"] for e in entries.values()})
+    assert ax.get_title() and figure.get_suptitle()
     labels = [t.get_text() for t in ax.texts]
     for e in entries.values():  # every point is labelled with its name, accuracy and time
         assert any(t.startswith(f"{e['label']}\n{e['test_accuracy']:.4f}") for t in labels)
-    assert len(ax.get_legend().get_texts()) == len(entries)
-    assert any("FAIL" in t.get_text() for t in ax.get_legend().get_texts())
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert sum(t.endswith(("(pass)", "(FAIL)")) for t in legend) == len(entries)
+    assert "TensorFlow MLP (FAIL)" in legend
+    # The seeded gates are 0.85, 0.87, 0.95 and 0.985; the lowest point is 0.9412, so the
+    # zoomed axis shows 0.95 and 0.985 as lines and lists the other two in the legend.
+    gates = {e["gate"] for e in entries.values()}
+    low, high = ax.get_ylim()
+    drawn = sorted(line.get_ydata()[0] for line in ax.get_lines())
+    assert drawn == sorted(g for g in gates if low <= g <= high) == [0.95, 0.985]
+    for gate in gates - set(drawn):
+        assert any(t.startswith(f"gate {gate:g}:") and "below" in t for t in legend)
+    assert_zoomed_on_the_points(ax, entries)
+    assert_points_differ(ax)
+    assert_point_labels_are_clear(figure, ax)
+    assert_margins(margin_ax, entries)
 
     for key, entry in entries.items():
         figure = plots.learning_curves_figure(entry)
@@ -267,6 +278,193 @@ def test_plots_have_titles_labelled_axes_legends_and_gates(built):
     gbm_ax, nn_ax = figure.axes
     assert "boosting round" in gbm_ax.get_xlabel() and "epoch" in nn_ax.get_xlabel()
     assert {t.get_text() for t in gbm_ax.get_legend().get_texts()} == {"XGBoost", "LightGBM"}
+    assert_lines_differ(gbm_ax) and assert_lines_differ(nn_ax)
+
+
+# --------------------------------------------------------------------------- figure checks
+
+
+def _renderer(figure):
+    figure.canvas.draw()  # the layout as saved
+    return figure.canvas.get_renderer()
+
+
+def _scatter_points(ax) -> dict[str, tuple[float, float]]:
+    return {c.get_gid(): tuple(c.get_offsets()[0]) for c in ax.collections if c.get_gid() in P.BY_KEY}
+
+
+def assert_zoomed_on_the_points(ax, entries) -> None:
+    """Every point inside the axis, and the y axis zoomed: from a bit below the lowest accuracy to 1.0."""
+    points = _scatter_points(ax)
+    assert set(points) == {k for k, e in entries.items() if e.get("test_accuracy") is not None}
+    low, high = ax.get_ylim()
+    left, right = ax.get_xlim()
+    lowest = min(y for _, y in points.values())
+    assert high == 1.0
+    assert lowest - 0.25 * (1.0 - lowest) <= low < lowest  # a little headroom below, no more
+    for key, (x, y) in points.items():
+        assert (x, y) == (entries[key]["train_seconds"], entries[key]["test_accuracy"])
+        assert low < y <= high and left <= x < right, f"{key} ({x}, {y}) outside {ax.get_xlim()} x {ax.get_ylim()}"
+
+
+def assert_points_differ(ax) -> None:
+    """Each pipeline's point has its own colour and marker shape, the ones of its style."""
+    from matplotlib.colors import to_hex
+
+    points = [c for c in ax.collections if c.get_gid() in P.BY_KEY]
+    colours = [to_hex(c.get_facecolor()[0]) for c in points]
+    shapes = [c.get_paths()[0].vertices.round(3).tobytes() for c in points]
+    assert len(set(colours)) == len(colours) and len(set(shapes)) == len(shapes)
+    for point, colour in zip(points, colours):
+        assert colour == to_hex(plots_styles()[point.get_gid()].colour)
+
+
+def assert_point_labels_are_clear(figure, ax) -> None:
+    """Point labels stay inside the axes and overlap no other label, no marker and no gate text."""
+    from matplotlib.text import Text
+    from matplotlib.transforms import Bbox
+
+    renderer = _renderer(figure)
+    frame = ax.get_window_extent(renderer)
+    # The text's own box (Annotation.get_window_extent would add the leader line's box).
+    labels = {t.get_gid(): Text.get_window_extent(t, renderer) for t in ax.texts if t.get_gid() in P.BY_KEY}
+    assert set(labels) == set(_scatter_points(ax))
+    gate_texts = [t.get_window_extent(renderer) for t in ax.texts if (t.get_gid() or "").startswith("gate:")]
+    markers = {}
+    for key, (x, y) in _scatter_points(ax).items():
+        cx, cy = ax.transData.transform((x, y))
+        markers[key] = Bbox.from_extents(cx - 5, cy - 5, cx + 5, cy + 5)
+    names = sorted(labels)
+    for i, key in enumerate(names):
+        box = labels[key]
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1, key
+        for other in names[i + 1:]:
+            assert not box.overlaps(labels[other]), f"labels of {key} and {other} overlap"
+        for other, marker in markers.items():
+            assert not box.overlaps(marker), f"label of {key} covers the point of {other}"
+        for gate in gate_texts:
+            assert not box.overlaps(gate), f"label of {key} overlaps a gate label"
+
+
+def assert_margins(ax, entries) -> None:
+    """Second panel: one bar per pipeline, its width the margin above the gate in percentage points."""
+    from matplotlib.colors import to_hex
+
+    assert "percentage points" in ax.get_xlabel() and ax.get_title() and ax.get_legend()
+    bars = {p.get_gid(): p for p in ax.patches if p.get_gid() in P.BY_KEY}
+    assert set(bars) == {k for k, e in entries.items() if e.get("gate") is not None}
+    for key, bar in bars.items():
+        assert bar.get_width() == pytest.approx((entries[key]["test_accuracy"] - entries[key]["gate"]) * 100)
+        assert to_hex(bar.get_facecolor()) == to_hex(plots_styles()[key].colour)
+    assert [t.get_text() for t in ax.get_yticklabels()] == [entries[k]["label"] for k in bars]
+
+
+def assert_lines_differ(ax) -> bool:
+    """Each pipeline's line has its own colour, marker and line style, as in the style table."""
+    from matplotlib.colors import to_hex
+
+    lines = [line for line in ax.get_lines() if line.get_gid() in P.BY_KEY]
+    assert lines
+    for attribute in ("get_color", "get_marker", "get_linestyle"):
+        values = [getattr(line, attribute)() for line in lines]
+        assert len(set(map(str, values))) == len(values), f"{attribute} repeats: {values}"
+    for line in lines:
+        style = plots_styles()[line.get_gid()]
+        assert (to_hex(line.get_color()), line.get_marker()) == (to_hex(style.colour), style.marker)
+    return True
+
+
+def plots_styles():
+    from mlops_tools import plots
+
+    return plots.STYLES
+
+
+# --------------------------------------------------------------------------- figures, no server needed
+
+# The six runs of the dev stack when the plots were reworked: the MLPs sit close together
+# just around the CNNs' gate (0.98), and the GBM gates (0.85, 0.87) are far below the points.
+LIVE_LIKE = {"xgboost": (0.976, 39.85, 0.85), "lightgbm": (0.9791, 56.9, 0.87),
+             "tensorflow_mlp": (0.9805, 20.05, 0.95), "tensorflow_cnn": (0.9906, 35.88, 0.98),
+             "pytorch_mlp": (0.9788, 15.07, 0.95), "pytorch_cnn": (0.9905, 52.13, 0.98)}
+# All six points within 2.5 s and 0.0015 of each other: labels need leader lines.
+CROWDED = {key: (0.98 + i * 0.0003, 20 + i * 0.5, P.BY_KEY[key].seed_gate) for i, key in enumerate(P.BY_KEY)}
+
+
+def synthetic(values: dict[str, tuple[float, float, float]]) -> dict[str, dict]:
+    entries = {}
+    for key, (accuracy, seconds, gate) in values.items():
+        steps = 60 if key == "xgboost" else 100 if key == "lightgbm" else 8
+        curve = [[step, accuracy - 0.1 / step] for step in range(1, steps + 1)]
+        entries[key] = {"pipeline": key, "label": P.BY_KEY[key].label, "run_id": f"{key:0<32}",
+                        "test_accuracy": accuracy, "train_seconds": seconds, "gate": gate,
+                        "gate_passed": accuracy > gate,
+                        "curves": {"val_accuracy": curve, "train_accuracy": [[s, v + 0.01] for s, v in curve],
+                                   "val_loss": [[s, 1 - v] for s, v in curve],
+                                   "train_loss": [[s, 0.9 - v] for s, v in curve]}}
+    return entries
+
+
+def test_every_pipeline_has_one_distinct_style():
+    plots = pytest.importorskip("mlops_tools.plots", reason=MATPLOTLIB)
+    assert set(plots.STYLES) == set(P.BY_KEY)
+    styles = list(plots.STYLES.values())
+    assert len({s.colour.lower() for s in styles}) == len(styles)
+    assert len({s.marker for s in styles}) == len(styles)  # tells pipelines apart in greyscale
+    assert len({(s.marker, s.linestyle) for s in styles}) == len(styles)
+    for family in ("gbm", "mlp|cnn"):  # lines sharing an overview panel also differ in line style
+        keys = [p.key for p in P.PIPELINES if p.family in family.split("|")]
+        assert len({plots.STYLES[k].linestyle for k in keys}) == len(keys)
+
+
+@pytest.mark.parametrize("values", [LIVE_LIKE, CROWDED], ids=["live-like", "crowded"])
+def test_accuracy_vs_time_zooms_on_the_points_and_labels_do_not_overlap(values, tmp_path):
+    plots = pytest.importorskip("mlops_tools.plots", reason=MATPLOTLIB)
+    entries = synthetic(values)
+    figure = plots.accuracy_vs_time_figure(entries)
+    ax, margin_ax = figure.axes
+    assert_zoomed_on_the_points(ax, entries)
+    low, high = ax.get_ylim()
+    assert (high - low) < 0.05  # not stretched down to the 0.85 gate: the points fill the panel
+    assert [line.get_ydata()[0] for line in ax.get_lines()] == [0.98]  # the one gate inside the view
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    for gate in (0.95, 0.87, 0.85):
+        assert any(t.startswith(f"gate {gate:g}:") and "below this view" in t for t in legend)
+    assert sum(t.endswith("(pass)") for t in legend) == 6
+    assert_points_differ(ax)
+    assert_point_labels_are_clear(figure, ax)
+    assert_margins(margin_ax, entries)
+    path = plots.save(figure, tmp_path / "accuracy-vs-time.png")
+    assert png_size(path) == (1300, 600)
+
+
+def test_overview_and_curves_keep_each_pipelines_style():
+    plots = pytest.importorskip("mlops_tools.plots", reason=MATPLOTLIB)
+    from matplotlib.colors import to_hex
+
+    entries = synthetic(LIVE_LIKE)
+    gbm_ax, nn_ax = plots.validation_overview_figure(entries).axes
+    assert assert_lines_differ(gbm_ax) and assert_lines_differ(nn_ax)
+    assert {line.get_gid() for line in gbm_ax.get_lines()} == {"xgboost", "lightgbm"}
+    for line in gbm_ax.get_lines():  # 60 and 100 rounds: markers every few rounds, not none
+        assert line.get_marker() not in (None, "None", "") and line.get_markevery() not in (None, 1)
+    scatter = plots.accuracy_vs_time_figure(entries).axes[0]
+    colours = {c.get_gid(): to_hex(c.get_facecolor()[0]) for c in scatter.collections if c.get_gid()}
+    overview = {line.get_gid(): to_hex(line.get_color()) for ax in (gbm_ax, nn_ax) for line in ax.get_lines()}
+    assert colours == overview  # the same colour for a pipeline in every figure
+
+    for key, entry in entries.items():
+        figure = plots.learning_curves_figure(entry)
+        for ax in figure.axes:
+            train, val = ax.get_lines()
+            assert (train.get_gid(), val.get_gid()) == (f"{key}:train", f"{key}:val")
+            assert to_hex(train.get_color()) != to_hex(val.get_color())
+            assert train.get_linestyle() != val.get_linestyle()
+            assert (train.get_marker(), to_hex(train.get_markerfacecolor())) != \
+                (val.get_marker(), to_hex(val.get_markerfacecolor()))  # hollow vs filled at least
+            assert to_hex(val.get_color()) == overview[key]  # validation in the pipeline's colour
+            assert all(float(t).is_integer() for t in ax.get_xticks())  # whole epochs / rounds
+            assert "(step)" in ax.get_xlabel() and ax.get_title()
 
 
 # --------------------------------------------------------------------------- no server needed

@@ -170,7 +170,7 @@ def render_html(report: dict[str, Any], folder: Path | None = None) -> str:
 <h2>Summary</h2>
 {_summary_table(report)}
 <h2>Accuracy vs training time</h2>
-{_img(folder, images.get('accuracy_vs_time'), 'test accuracy against training time with gates')}
+{_img(folder, images.get('accuracy_vs_time'), 'test accuracy against training time with gates, and the margin above each gate')}
 <h2>Comparisons</h2>
 {_comparisons(report)}
 <h2>Run-time analysis</h2>
