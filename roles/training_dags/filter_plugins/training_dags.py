@@ -23,7 +23,7 @@ def seconds_between(start, end):
         return None
 
     def parse(value):
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return datetime.fromisoformat(str(value))  # Python >= 3.11 reads a trailing Z
 
     return round((parse(end) - parse(start)).total_seconds(), 3)
 
