@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from mlops_tools import status
+from mlops_tools import defaults, status
 from mlops_tools.airflow_api import read_password, run_duration
 from mlops_tools.pipelines import DAG_IDS
 
@@ -345,10 +345,11 @@ def test_live_docker_container_is_read(own_container):
 def test_status_of_the_running_platform(capsys):
     if shutil.which("docker") is None:
         pytest.skip("docker CLI not installed")
-    probe = subprocess.run(["docker", "ps", "-q", "--filter", "label=com.docker.compose.project=lakehouse-tick"],
+    project = defaults.COMPOSE_PROJECT
+    probe = subprocess.run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={project}"],
                            capture_output=True, text=True, timeout=30, check=False)
     if probe.returncode != 0 or not probe.stdout.strip():
-        pytest.skip("platform not running: no lakehouse-tick containers (start it with `make up`)")
+        pytest.skip(f"platform not running: no containers of compose project {project} (start it with `make up`)")
     started = time.monotonic()
     assert status.main(["--json"]) == 0
     elapsed = time.monotonic() - started
