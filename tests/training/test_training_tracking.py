@@ -91,6 +91,54 @@ def test_exception_ends_the_run_failed(mlflow_uri: str) -> None:
     assert MlflowClient().get_run(run_id).info.status == "FAILED"
 
 
+class _Alarm(Exception):
+    """Stands in for AirflowTaskTimeout, which a SIGALRM handler raises at any bytecode."""
+
+
+def _statuses(exp_id: str) -> list[str]:
+    return [r.info.status for r in MlflowClient().search_runs([exp_id])]
+
+
+def test_timeout_inside_start_run_leaves_no_running_run(mlflow_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The server has created the run, but start_run never returns it to the with-block.
+    import mlflow
+
+    exp_id = tracking.ensure_experiment("exp")
+    real_start_run = mlflow.start_run
+
+    def start_run_then_alarm(*args, **kwargs):
+        real_start_run(*args, **kwargs)
+        raise _Alarm("execution_timeout")
+
+    monkeypatch.setattr(mlflow, "start_run", start_run_then_alarm)
+    with pytest.raises(_Alarm), tracking.training_run(exp_id, "r", {tracking.TAG_PIPELINE: "xgboost"}):
+        pytest.fail("the body must not run")
+    assert _statuses(exp_id) == ["FAILED"]
+    run = MlflowClient().search_runs([exp_id])[0]
+    assert "_Alarm" in run.data.tags[tracking.TAG_END_REASON]
+    assert mlflow.active_run() is None
+
+
+def test_timeout_inside_end_run_leaves_no_running_run(mlflow_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The body finished; the alarm strikes while the context manager ends the run.
+    from mlflow.tracking import fluent
+
+    exp_id = tracking.ensure_experiment("exp")
+    real_end_run = fluent.end_run
+    calls: list[str] = []
+
+    def end_run_interrupted(*args, **kwargs):
+        calls.append("end_run")
+        if len(calls) == 1:
+            raise _Alarm("execution_timeout")
+        return real_end_run(*args, **kwargs)
+
+    monkeypatch.setattr(fluent, "end_run", end_run_interrupted)
+    with pytest.raises(_Alarm), tracking.training_run(exp_id, "r", {}):
+        pass
+    assert _statuses(exp_id) == ["FAILED"]
+
+
 def test_sigterm_ends_the_run_killed_and_chains_the_previous_handler(mlflow_uri: str) -> None:
     exp_id = tracking.ensure_experiment("exp")
     seen: list[int] = []

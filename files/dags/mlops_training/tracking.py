@@ -23,6 +23,7 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib import metadata
@@ -49,6 +50,7 @@ TAG_REGISTERED_MODEL = "mlops.registered_model"
 TAG_REGISTERED_VERSION = "mlops.registered_version"
 TAG_CHAMPION = "mlops.champion"
 TAG_END_REASON = "mlops.end_reason"
+TAG_ATTEMPT = "mlops.attempt"  # one value per training_run call
 VERSION_TAG_PREFIX = "mlops.version."
 
 METRIC_TEST_ACCURACY = "test_accuracy"
@@ -197,40 +199,76 @@ def training_run(experiment_id: str, run_name: str, tags: Mapping[str, str]) -> 
     SIGKILL can land, then calls the handler that was installed before ours
     (the Task SDK's, which runs on_kill) and raises :class:`RunTerminated` so
     training stops. SIGINT (the first step of Airflow's kill) ends it KILLED too.
+
+    Airflow's execution_timeout raises from a SIGALRM handler, at any bytecode: also
+    inside ``mlflow.start_run`` after the server created the run but before the
+    ``with`` block owns it, or inside the request that ends it. So every run carries
+    a fresh ``mlops.attempt`` tag, and on the way out any run of this attempt that is
+    still RUNNING is ended FAILED.
     """
     import mlflow
 
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=dict(tags)) as run:
-        run_id = run.info.run_id
-        client = _client()
-        previous: Any = None
-        terminated = threading.Event()
+    attempt = uuid.uuid4().hex
+    try:
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name,
+                              tags={**tags, TAG_ATTEMPT: attempt}) as run:
+            run_id = run.info.run_id
+            client = _client()
+            previous: Any = None
+            terminated = threading.Event()
 
-        def on_sigterm(signum: int, frame: Any) -> None:
-            if terminated.is_set():
-                return
-            terminated.set()
-            try:
-                client.set_tag(run_id, TAG_END_REASON, f"signal {signum} (task killed or timed out)")
-                client.set_terminated(run_id, "KILLED")
-            except Exception as exc:  # noqa: BLE001 - whatever fails, still stop; the next try's sweep ends the run
-                print(f"could not mark MLflow run {run_id} KILLED: {exc}", file=sys.stderr)
-            if callable(previous):
-                previous(signum, frame)
-            raise RunTerminated(f"signal {signum} received; MLflow run {run_id} marked KILLED")
+            def on_sigterm(signum: int, frame: Any) -> None:
+                if terminated.is_set():
+                    return
+                terminated.set()
+                try:
+                    client.set_tag(run_id, TAG_END_REASON, f"signal {signum} (task killed or timed out)")
+                    client.set_terminated(run_id, "KILLED")
+                except Exception as exc:  # noqa: BLE001 - whatever fails, still stop; the next try's sweep ends the run
+                    print(f"could not mark MLflow run {run_id} KILLED: {exc}", file=sys.stderr)
+                if callable(previous):
+                    previous(signum, frame)
+                raise RunTerminated(f"signal {signum} received; MLflow run {run_id} marked KILLED")
 
-        # Signal handlers can only be installed from the main thread.
-        in_main = threading.current_thread() is threading.main_thread()
-        if in_main:
-            previous = signal.signal(signal.SIGTERM, on_sigterm)
-        try:
-            yield run_id
-        except (RunTerminated, KeyboardInterrupt):
-            mlflow.end_run("KILLED")
-            raise
-        finally:
+            # Signal handlers can only be installed from the main thread.
+            in_main = threading.current_thread() is threading.main_thread()
             if in_main:
-                signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+                previous = signal.signal(signal.SIGTERM, on_sigterm)
+            try:
+                yield run_id
+            except (RunTerminated, KeyboardInterrupt):
+                mlflow.end_run("KILLED")
+                raise
+            finally:
+                if in_main:
+                    signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+    finally:
+        _end_attempt_runs(experiment_id, attempt, sys.exc_info()[1])
+
+
+def _end_attempt_runs(experiment_id: str, attempt: str, error: BaseException | None) -> list[str]:
+    """End FAILED the runs of one training_run attempt that are still RUNNING; return their ids."""
+    import mlflow
+
+    ended = []
+    try:
+        client = _client()
+        runs = client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{TAG_ATTEMPT}` = '{attempt}' and attributes.status = 'RUNNING'",
+            max_results=10,
+        )
+        for run in runs:
+            reason = f"{type(error).__name__} while MLflow started or ended the run" if error else "left RUNNING"
+            client.set_tag(run.info.run_id, TAG_END_REASON, reason)
+            client.set_terminated(run.info.run_id, "FAILED")
+            ended.append(run.info.run_id)
+        active = mlflow.active_run()
+        if active is not None and active.info.run_id in ended:
+            mlflow.end_run("FAILED")  # drop it from the fluent API's stack as well
+    except Exception as exc:  # noqa: BLE001 - never mask the error that brought us here
+        print(f"could not check the MLflow runs of attempt {attempt}: {exc}", file=sys.stderr)
+    return ended
 
 
 def _log_batch(run_id: str, metrics: list[Any] = (), params: Mapping[str, Any] | None = None,
