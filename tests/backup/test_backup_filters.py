@@ -6,16 +6,12 @@ accept and reject is pinned here. Runs in milliseconds, without Ansible or Docke
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from role_code import load
 
-PLUGIN = Path(__file__).resolve().parents[2] / "roles" / "backup" / "filter_plugins" / "backup.py"
-_spec = importlib.util.spec_from_file_location("backup_filters", PLUGIN)
-backup = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(backup)
+backup = load("backup/filter_plugins/backup.py")
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64

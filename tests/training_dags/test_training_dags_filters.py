@@ -5,15 +5,10 @@ pinned here. Runs in milliseconds, without Ansible or Docker.
 """
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+from role_code import load
 
-PLUGIN = Path(__file__).resolve().parents[2] / "roles" / "training_dags" / "filter_plugins" / "training_dags.py"
-_spec = importlib.util.spec_from_file_location("training_dags_filters", PLUGIN)
-filters = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(filters)
+filters = load("training_dags/filter_plugins/training_dags.py")
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64
