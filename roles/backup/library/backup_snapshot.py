@@ -281,12 +281,13 @@ def read_state(cfg):
             "release_dir": release_dir, "release_present": release_present, "too_big": sorted(too_big)}
 
 
-def read_snapshots(backup_dir, read=0):
+def read_snapshots(backup_dir):
     """The snapshots under ``backup_dir``: ``{dirs, partials, all, manifests}``.
 
     ``dirs`` every <stamp> directory, newest first (readable or not); ``partials`` the
-    <stamp>.partial ones; ``all`` [{stamp, manifest, error}] for the first ``read`` (0 = all)
-    dirs; ``manifests`` the readable ones, each with its directory's stamp.
+    <stamp>.partial ones; ``all`` [{stamp, manifest, error}] for every dir; ``manifests``
+    the readable ones, each with its directory's stamp. Manifests are small: reading all
+    of them costs milliseconds.
     """
     names = []
     if os.path.isdir(backup_dir):
@@ -295,7 +296,7 @@ def read_snapshots(backup_dir, read=0):
     dirs = sorted((n for n in names if not n.endswith(".partial")), reverse=True)
     partials = sorted(n for n in names if n.endswith(".partial"))
     entries = []
-    for name in dirs[:read] if read > 0 else dirs:
+    for name in dirs:
         try:
             with open(os.path.join(backup_dir, name, "manifest.json"), "rb") as fh:
                 parsed = parse_manifest(fh.read())
@@ -325,9 +326,12 @@ def read_journal(backup_dir):
 # ----------------------------------------------------------------------------- judging
 
 
-def needs_snapshot(state, manifests):
-    """A snapshot is due when there is something to hold and the newest one differs."""
-    return not state["empty"] and (not manifests or manifests[0]["digest"] != state["digest"])
+def needs_snapshot(state, newest):
+    """A snapshot is due when there is something to hold and the newest one differs.
+
+    ``newest`` is the newest snapshot's manifest, None when it is missing or unreadable.
+    """
+    return not state["empty"] and (newest is None or newest["digest"] != state["digest"])
 
 
 def next_stamp(now_stamp, dirs):
@@ -571,7 +575,7 @@ def take_snapshot(cfg, check_mode, docker, now):
             f"{cfg['project_dir']} yet (first run).")
         return result
     stamp = newest["stamp"] if newest else ""
-    if not newest or newest["digest"] != state["digest"]:
+    if needs_snapshot(state, newest):
         stamp = next_stamp(utc_stamp(now), snaps["dirs"])
         if stamp is None:
             raise Refusal(f"More than 99 snapshots within one second under {cfg['backup_dir']}; try again.")
