@@ -586,14 +586,15 @@ def take_snapshot(cfg, check_mode, docker, now):
             manifests = [manifest] + manifests
     result["snapshot"] = stamp
     result["snapshot_dir"] = os.path.join(cfg["backup_dir"], stamp)
-    # Retention: the current state's snapshot, the newest verified one, the one a rollback
-    # would pick and those an interrupted restore needs are never deleted.
+    # Retention: the current state's snapshot, the newest verified one and the one a rollback
+    # would pick are never deleted (nor is anything while a restore journal is pending: see above).
     if check_mode and result["created"]:
         manifests = [{"stamp": stamp, "digest": state["digest"], "reason": cfg["reason"]}] + manifests
     keep_always = protected(manifests, stamp, state["digest"], cfg["verified_reason"])
     dirs = snaps["dirs"] + ([stamp] if result["created"] else [])
     victims = retention_victims(dirs, cfg["keep"], keep_always)
-    result["kept"] = {s: why for s, why in keep_always.items() if s in sorted(set(dirs), reverse=True)[cfg["keep"]:]}
+    beyond = sorted(set(dirs), reverse=True)[cfg["keep"]:]
+    result["kept"] = {s: why for s, why in keep_always.items() if s in beyond}
     if victims:
         result.update(changed=True, deleted=victims)
         if not check_mode:
@@ -621,7 +622,7 @@ def write_snapshot(cfg, state, stamp, now, docker, partials):
         try:
             sha = copy_file(src, dst)
         except OSError as exc:
-            raise Refusal(f"{f['path']} changed while it was being snapshot ({exc}); run again.") from exc
+            raise Refusal(f"{f['path']} could not be copied into {partial} ({exc}); nothing was published.") from exc
         # The manifest describes the copies, so a file that changed mid-copy cannot make the
         # snapshot disagree with itself.
         files.append({"path": f["path"], "sha256": sha, "mode": mode_of(os.lstat(dst))})
@@ -770,10 +771,7 @@ def _link_is(root, link):
 def obstacles(root, file_paths, link_paths):
     """(paths in the way, directories to create) for writing these files and links."""
     in_way, missing = [], set()
-    for path in file_paths:
-        if os.path.isdir(os.path.join(root, path)) and not os.path.islink(os.path.join(root, path)):
-            in_way.append(path)
-    for path in link_paths:
+    for path in file_paths + link_paths:
         if os.path.isdir(os.path.join(root, path)) and not os.path.islink(os.path.join(root, path)):
             in_way.append(path)
     parents = set()
