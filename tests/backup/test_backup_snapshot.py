@@ -600,6 +600,7 @@ def killed_after(n: int):
 
     def copy(src, dst):
         if calls["n"] == n:
+            Path(dst).write_text("half a fi")  # killed mid-write
             raise Killed
         calls["n"] += 1
         return backup.copy_file(src, dst)
@@ -612,6 +613,8 @@ def test_an_interrupted_restore_leaves_a_journal_naming_its_target(a_and_b) -> N
         backup.restore(config(root), False, Engine(), at(100), copy=killed_after(1))
     journal = json.loads((root / "backups" / backup.JOURNAL).read_text())
     assert journal["stamp"] == a and journal["before_stamp"] == b
+    assert (root / "requirements-airflow.txt").read_text() != "apache-airflow==3.3.2\n"  # not reached
+    assert (root / ".requirements-airflow.txt.restoring").exists()
     assert journal["files"] == ["compose/airflow.yml", "requirements-airflow.txt"]
     half = backup.read_state(config(root))
     digests = [manifest_of(root, s)["digest"] for s in (a, b)]
@@ -630,6 +633,7 @@ def test_the_next_restore_finishes_an_interrupted_one(a_and_b) -> None:
     assert result["restored"] and result["restored_from"] == a and result["resumed"]["stamp"] == a
     assert backup.read_state(config(root))["digest"] == manifest_of(root, a)["digest"]
     assert not (root / "backups" / backup.JOURNAL).exists()
+    assert not list(root.rglob("*.restoring"))
 
 
 def test_a_restore_killed_after_its_last_write_still_reports_a_restore(a_and_b) -> None:
@@ -653,6 +657,7 @@ def test_an_interrupted_restore_can_be_reversed_by_name(a_and_b) -> None:
     assert restore(root, 200, restore_to=b)["restored_from"] == b
     assert backup.read_state(config(root))["digest"] == manifest_of(root, b)["digest"]
     assert not (root / "backups" / backup.JOURNAL).exists()
+    assert not list(root.rglob("*.restoring"))
 
 
 def test_no_snapshot_is_taken_of_a_half_restored_state(a_and_b) -> None:

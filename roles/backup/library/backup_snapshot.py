@@ -833,6 +833,11 @@ def restore(cfg, check_mode, docker, now, copy=None):
               "resumed": journal, "diff": restore_diff(cfg, plan)}
     if check_mode:
         return result
+    if journal:  # a run killed mid-write leaves its temporary beside the file it was replacing
+        for rel in journal.get("files", []) + journal.get("links", []):
+            tmp = temp_path(os.path.join(cfg["project_dir"], rel))
+            if safe_path(rel) and os.path.lexists(tmp):
+                os.unlink(tmp)
     if work:
         # Written before the first change, removed after the last: a run killed in between
         # leaves it, and the next restore finishes the job instead of trusting the half-way state.
@@ -851,6 +856,10 @@ def restore(cfg, check_mode, docker, now, copy=None):
     return result
 
 
+def temp_path(dst):
+    return os.path.join(os.path.dirname(dst), f".{os.path.basename(dst)}.restoring")
+
+
 def apply_restore(cfg, plan, displaced_dir, copy):
     root = cfg["project_dir"]
     for rel in plan["missing_dirs"]:
@@ -858,13 +867,13 @@ def apply_restore(cfg, plan, displaced_dir, copy):
         os.chmod(os.path.join(root, rel), 0o755)
     for f in plan["files"]:
         dst = os.path.join(root, f["path"])
-        tmp = os.path.join(os.path.dirname(dst), f".{os.path.basename(dst)}.restoring")
+        tmp = temp_path(dst)
         copy(os.path.join(plan["src"], f["path"]), tmp)
         os.chmod(tmp, int(f["mode"], 8))
         os.replace(tmp, dst)  # atomic per file: a reader sees the old or the new content
     for link in plan["links"]:
         dst = os.path.join(root, link["path"])
-        tmp = os.path.join(os.path.dirname(dst), f".{os.path.basename(dst)}.restoring")
+        tmp = temp_path(dst)
         if os.path.lexists(tmp):
             os.unlink(tmp)
         os.symlink(link["target"], tmp)  # also when the target is missing: the snapshot recorded it that way
