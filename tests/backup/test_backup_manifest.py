@@ -1,4 +1,4 @@
-"""The backup role's filters: the state digest, the manifest check, and compose parsing.
+"""The backup module's core: the state digest, the manifest check, and compose parsing.
 
 These decide whether a snapshot is taken and whether a restore is refused, so what they
 accept and reject is pinned here. Runs in milliseconds, without Ansible or Docker.
@@ -11,7 +11,7 @@ import json
 import pytest
 from role_code import load
 
-backup = load("backup/filter_plugins/backup.py")
+backup = load("backup/library/backup_snapshot.py")
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64
@@ -24,7 +24,7 @@ def manifest(**changes: object) -> dict:
     data = {"stamp": "20260101T120000Z", "created": "2026-01-01T12:00:00Z", "reason": "pre-change",
             "files": files, "links": links, "dag_release": "r1",
             "images": [{"ref": "lakehouse-tick/airflow-worker:0123abcd4567", "id": None, "labels": {}}],
-            "digest": backup.backup_digest(files, links)}
+            "digest": backup.digest(files, links)}
     data.update(changes)
     return data
 
@@ -33,22 +33,22 @@ def test_digest_is_the_documented_formula() -> None:
     files = [{"path": "b", "sha256": SHA_B}, {"path": "a", "sha256": SHA_A}]
     links = [{"path": "dag-releases/current", "target": "r1"}]
     text = "\n".join(sorted([f"F\ta\t{SHA_A}", f"F\tb\t{SHA_B}", "L\tdag-releases/current\tr1"]))
-    assert backup.backup_digest(files, links) == hashlib.sha256(text.encode()).hexdigest()
+    assert backup.digest(files, links) == hashlib.sha256(text.encode()).hexdigest()
 
 
 def test_digest_ignores_order_and_mode_but_not_content_or_link_target() -> None:
     files = [{"path": "a", "sha256": SHA_A, "mode": "0644"}, {"path": "b", "sha256": SHA_B, "mode": "0644"}]
     links = [{"path": "current", "target": "r1"}]
-    base = backup.backup_digest(files, links)
-    assert backup.backup_digest(list(reversed(files)), links) == base
-    assert backup.backup_digest([dict(files[0], mode="0755"), files[1]], links) == base
-    assert backup.backup_digest([dict(files[0], sha256=SHA_B), files[1]], links) != base
-    assert backup.backup_digest(files, [{"path": "current", "target": "r2"}]) != base
-    assert backup.backup_digest(files, []) != base
+    base = backup.digest(files, links)
+    assert backup.digest(list(reversed(files)), links) == base
+    assert backup.digest([dict(files[0], mode="0755"), files[1]], links) == base
+    assert backup.digest([dict(files[0], sha256=SHA_B), files[1]], links) != base
+    assert backup.digest(files, [{"path": "current", "target": "r2"}]) != base
+    assert backup.digest(files, []) != base
 
 
 def test_a_good_manifest_is_accepted() -> None:
-    result = backup.backup_manifest(json.dumps(manifest()))
+    result = backup.parse_manifest(json.dumps(manifest()))
     assert result["error"] == ""
     assert result["manifest"]["dag_release"] == "r1"
 
@@ -67,7 +67,7 @@ def test_a_good_manifest_is_accepted() -> None:
     ],
 )
 def test_a_damaged_manifest_is_refused_with_a_reason(text: str, reason: str) -> None:
-    result = backup.backup_manifest(text)
+    result = backup.parse_manifest(text)
     assert reason in result["error"]
     assert result["manifest"] is None
 
@@ -75,20 +75,20 @@ def test_a_damaged_manifest_is_refused_with_a_reason(text: str, reason: str) -> 
 def test_files_edited_behind_the_manifest_change_the_digest() -> None:
     data = manifest()
     data["files"][0]["sha256"] = SHA_B  # the digest field still names the old content
-    assert "does not match its own digest" in backup.backup_manifest(json.dumps(data))["error"]
+    assert "does not match its own digest" in backup.parse_manifest(json.dumps(data))["error"]
 
 
 @pytest.mark.parametrize("path", ["../etc/passwd", "/etc/passwd", "compose/../../x", "./compose/a.yml", ".", ""])
 def test_paths_that_would_escape_the_project_are_refused(path: str) -> None:
     files = [{"path": path, "sha256": SHA_A, "mode": "0644"}]
-    data = manifest(files=files, digest=backup.backup_digest(files, manifest()["links"]))
-    assert "unsafe file path" in backup.backup_manifest(json.dumps(data))["error"]
+    data = manifest(files=files, digest=backup.digest(files, manifest()["links"]))
+    assert "unsafe file path" in backup.parse_manifest(json.dumps(data))["error"]
 
 
 def test_a_link_path_outside_the_project_is_refused() -> None:
     links = [{"path": "../current", "target": "r1"}]
-    data = manifest(links=links, digest=backup.backup_digest(manifest()["files"], links))
-    assert "unsafe link path" in backup.backup_manifest(json.dumps(data))["error"]
+    data = manifest(links=links, digest=backup.digest(manifest()["files"], links))
+    assert "unsafe link path" in backup.parse_manifest(json.dumps(data))["error"]
 
 
 @pytest.mark.parametrize(
@@ -97,12 +97,12 @@ def test_a_link_path_outside_the_project_is_refused() -> None:
      ("/srv/releases/r1", ""), ("../../elsewhere", ""), ("", "")],
 )
 def test_link_dir_resolves_relative_targets_inside_the_project(target: str, expected: str) -> None:
-    assert backup.backup_link_dir("dag-releases/current", target) == expected
+    assert backup.link_dir("dag-releases/current", target) == expected
 
 
 def test_compose_images_reads_services_and_survives_bad_yaml() -> None:
     text = "services:\n  worker: {image: 'lt/w:1'}\n  sched: {image: 'lt/w:1'}\n  built: {build: .}\n  db: {image: pg:16}\n"
-    assert backup.backup_compose_images(text) == ["lt/w:1", "pg:16"]
-    assert backup.backup_compose_images("include:\n  - compose/a.yml\n") == []
-    assert backup.backup_compose_images("services: [: bad") == []
-    assert backup.backup_compose_images(None) == []
+    assert backup.compose_images(text) == ["lt/w:1", "pg:16"]
+    assert backup.compose_images("include:\n  - compose/a.yml\n") == []
+    assert backup.compose_images("services: [: bad") == []
+    assert backup.compose_images(None) == []
