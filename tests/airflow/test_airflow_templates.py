@@ -99,6 +99,21 @@ def test_init_runs_once_before_the_others(rendered: Path) -> None:
         assert "healthcheck" in services[name], name
 
 
+def test_health_probes_do_not_import_airflow(rendered: Path) -> None:
+    """Every probe runs the mounted stdlib/psycopg2/celery script, never `airflow ...`."""
+    services = compose(rendered)["services"]
+    for name in AIRFLOW_SERVICES[1:]:
+        test = services[name]["healthcheck"]["test"]
+        assert test[:3] == ["CMD", "python3", "/opt/mlops/healthcheck.py"], (name, test)
+        assert "/opt/lt-test/airflow/healthcheck.py:/opt/mlops/healthcheck.py:ro" in services[name]["volumes"], name
+    assert services["airflow-dag-processor"]["healthcheck"]["test"][3:] == ["job", "DagProcessorJob", "30"]
+    assert services["airflow-triggerer"]["healthcheck"]["test"][3:] == ["job", "TriggererJob", "30"]
+    assert services["airflow-worker"]["healthcheck"]["test"][3] == "celery"
+    env = services["airflow-dag-processor"]["environment"]
+    assert env["AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL"] == "600"
+    assert services["airflow-worker"]["environment"]["GIT_PYTHON_REFRESH"] == "quiet"
+
+
 def test_worker_limits_and_port(rendered: Path) -> None:
     services = compose(rendered)["services"]
     limits = services["airflow-worker"]["deploy"]["resources"]["limits"]
