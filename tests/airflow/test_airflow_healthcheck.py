@@ -8,6 +8,7 @@ argument handling, the exit codes, and the HTTP probe against a real local serve
 from __future__ import annotations
 
 import http.server
+import json
 import socket
 import threading
 from collections.abc import Iterator
@@ -67,3 +68,25 @@ def test_missing_secret_is_unhealthy(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.setattr(probe, "SECRETS", tmp_path)
     assert probe.main(["job", "DagProcessorJob", "30"]) == 1
     assert "airflow_sql_alchemy_conn" in capsys.readouterr().err
+
+
+def test_running_airflow_task_is_named_without_its_token() -> None:
+    # `inspect active` shows execute_workload with the workload as a JSON string argument.
+    workload = json.dumps({"token": "eyJhbGciOi.secret.sig", "ti": {
+        "id": "0199", "dag_id": "pytorch_mnist_cnn", "task_id": "train", "run_id": "manual__2026-12-01T08:30:00+00:00",
+        "try_number": 1}, "kind": "ExecuteTask"})
+    request = {"name": "execute_workload", "args": [workload], "id": "c0ffee"}
+    named = probe.describe_task(request)
+    assert named == "pytorch_mnist_cnn.train (manual__2026-12-01T08:30:00+00:00)"
+    assert "secret" not in named
+
+
+def test_other_celery_task_is_named_by_its_task_name() -> None:
+    assert probe.describe_task({"name": "some.other.task", "args": [1, 2]}) == "some.other.task"
+
+
+def test_drain_without_broker_secret_fails_cleanly(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(probe, "SECRETS", tmp_path)
+    assert probe.main(["drain", "5"]) == 1
+    assert "airflow_celery_broker_url" in capsys.readouterr().err

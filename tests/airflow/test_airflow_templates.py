@@ -114,6 +114,12 @@ def test_health_probes_do_not_import_airflow(rendered: Path) -> None:
     assert services["airflow-worker"]["environment"]["GIT_PYTHON_REFRESH"] == "quiet"
 
 
+def test_worker_drains_as_long_as_it_stops(rendered: Path) -> None:
+    services = compose(rendered)["services"]
+    assert services["airflow-worker"]["stop_grace_period"] == "600s"
+    assert services["airflow-scheduler"]["environment"]["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"] == "120"
+
+
 def test_worker_limits_and_port(rendered: Path) -> None:
     services = compose(rendered)["services"]
     limits = services["airflow-worker"]["deploy"]["resources"]["limits"]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Container health probes for the Airflow services that do not import Airflow.
+"""Health probes and the worker drain for the Airflow containers, without importing Airflow.
 
 `airflow jobs check` and `celery --app airflow... inspect ping` each start a fresh
 interpreter that imports Airflow: 2-4 CPU-seconds a probe, every interval, in every
@@ -11,15 +11,26 @@ container. These probes prove the same things for a fraction of that:
   celery [timeout]         this host's Celery worker answers a ping over the broker
   http <url> [timeout]     the URL answers 2xx
 
+and, run by the airflow role before the worker is restarted or recreated:
+
+  drain [timeout]          this host's worker stops taking tasks (cancels its queues) and
+                           the command waits until its running tasks end; prints JSON.
+                           Exit 0 drained, 3 still running after timeout (JSON names them)
+  resume <queue,...>       the worker takes tasks from these queues again (a no-op for a
+                           fresh worker, which consumes them already)
+
 Connection strings come from the secret files Airflow itself reads (*_CMD options), so
 no secret is on a command line. Exit 0 healthy, 1 unhealthy (the reason on stderr).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import socket
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -54,11 +65,7 @@ def check_job(job_type: str, max_age: float = 60.0) -> str:
 
 def check_celery(timeout: float = 20.0) -> str:
     """This host's Celery worker answers a broadcast ping (same as `celery inspect ping -d`)."""
-    # Celery alone: Airflow's app module is not needed for a ping.
-    from celery import Celery
-
-    node = f"celery@{socket.gethostname()}"
-    app = Celery(broker=_secret("airflow_celery_broker_url"))
+    app, node = _worker_app()
     try:
         replies = app.control.ping(destination=[node], timeout=timeout)
     finally:
@@ -66,6 +73,58 @@ def check_celery(timeout: float = 20.0) -> str:
     if not any(node in reply for reply in replies):
         raise RuntimeError(f"{node} did not answer a ping within {timeout:.0f} s")
     return f"{node} answered"
+
+
+def _worker_app() -> tuple[object, str]:
+    broker = _secret("airflow_celery_broker_url")
+    # Celery alone: Airflow's app module is not needed for control commands.
+    from celery import Celery
+
+    return Celery(broker=broker), f"celery@{socket.gethostname()}"
+
+
+def describe_task(request: dict) -> str:
+    """dag_id.task_id (run_id) of an Airflow workload in `inspect active`, else the task name."""
+    text = json.dumps(request.get("args", ""))
+    found = {key: re.search(rf'\\?"{key}\\?"\s*:\s*\\?"([^"\\]+)', text) for key in ("dag_id", "task_id", "run_id")}
+    if found["dag_id"] and found["task_id"]:
+        run = f" ({found['run_id'].group(1)})" if found["run_id"] else ""
+        return f"{found['dag_id'].group(1)}.{found['task_id'].group(1)}{run}"
+    return str(request.get("name", "unknown task"))
+
+
+def drain_worker(timeout: float = 600.0, poll: float = 5.0) -> tuple[int, str]:
+    """Stop this worker taking tasks, wait for its running tasks; (exit code, JSON report)."""
+    app, node = _worker_app()
+    started = time.monotonic()
+    try:
+        queues = (app.control.inspect(destination=[node], timeout=10).active_queues() or {}).get(node)
+        if queues is None:
+            raise RuntimeError(f"{node} did not answer; nothing to drain")
+        names = [queue["name"] for queue in queues]
+        for name in names:
+            app.control.cancel_consumer(name, destination=[node], reply=True, timeout=10)
+        while True:
+            running = (app.control.inspect(destination=[node], timeout=10).active() or {}).get(node, [])
+            waited = time.monotonic() - started
+            if not running or waited >= timeout:
+                break
+            time.sleep(min(poll, max(timeout - waited, 0.1)))
+    finally:
+        app.close()
+    report = {"node": node, "queues": names, "waited_seconds": round(waited, 1),
+              "running": [describe_task(task) for task in running]}
+    return (3 if running else 0), json.dumps(report)
+
+
+def resume_worker(queues: str) -> str:
+    app, node = _worker_app()
+    try:
+        for name in filter(None, queues.split(",")):
+            app.control.add_consumer(name, destination=[node], reply=True, timeout=10)
+    finally:
+        app.close()
+    return f"{node} consumes {queues}"
 
 
 def check_http(url: str, timeout: float = 20.0) -> str:
@@ -78,9 +137,18 @@ def main(argv: list[str]) -> int:
         "job": lambda args: check_job(args[0], *map(float, args[1:])),
         "celery": lambda args: check_celery(*map(float, args)),
         "http": lambda args: check_http(args[0], *map(float, args[1:])),
+        "resume": lambda args: resume_worker(args[0]),
     }
+    if argv[:1] == ["drain"]:
+        try:
+            code, report = drain_worker(*map(float, argv[1:]))
+        except Exception as exc:  # noqa: BLE001 - reported, the caller decides
+            print(f"drain failed: {exc}", file=sys.stderr)
+            return 1
+        print(report)
+        return code
     if not argv or argv[0] not in checks:
-        print(f"usage: healthcheck.py {{{'|'.join(checks)}}} ...", file=sys.stderr)
+        print(f"usage: healthcheck.py {{{'|'.join([*checks, 'drain'])}}} ...", file=sys.stderr)
         return 2
     try:
         print(checks[argv[0]](argv[1:]))
