@@ -19,7 +19,7 @@ MOLECULE_ENV := MLOPS_PROJECT_DIR=/opt/lakehouse-tick-molecule MLOPS_COMPOSE_PRO
 PYTEST_TARGET := /var/cache/lakehouse-tick/pytest-9.2.0
 
 .PHONY: help venv up verify rollback report status lint unit molecule test test-images e2e chromium \
-	bench-converge bench-images bench-dags
+	bench-converge bench-images bench-dags bench-idle
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -83,6 +83,9 @@ bench-converge: $(STAMP) ## Cold and warm wall times of site.yml (ARGS='-- -e tr
 
 bench-images: $(STAMP) ## Image sizes, build times, one-package rebuild
 	$(BIN)/python bench/images.py $(ARGS)
+
+bench-idle: $(STAMP) ## Cores an idle converged platform keeps busy over 60 s, per container (ARGS=--prove-probes)
+	$(BIN)/python bench/idle.py $(ARGS)
 
 bench-dags: $(STAMP) ## Per model: plain training time vs DAG trigger→success, and accuracy
 	$(BIN)/python bench/dags.py $(ARGS)

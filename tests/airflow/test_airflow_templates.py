@@ -36,7 +36,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "__airflow_image_ref": CP_REF, "__airflow_worker_image_ref": WORKER_REF,
         "__airflow_db_image": "lakehouse-tick/postgres:cccccccccccc",
         "__airflow_redis_image": "lakehouse-tick/redis:dddddddddddd",
-        "__airflow_worker_cpus": 2.0, "__airflow_worker_memory_bytes": 8589934592,
+        "__airflow_worker_cpus": 2.0, "__airflow_host_cpus": 2, "__airflow_worker_memory_bytes": 8589934592,
         "airflow_worker_ml_requirements": ["xgboost-cpu==3.2.0", "torch==2.13.0+cpu", "tensorflow-cpu==2.21.0",
                                            "tabulate==0.9.0"],
     }
@@ -97,6 +97,39 @@ def test_init_runs_once_before_the_others(rendered: Path) -> None:
     for name in AIRFLOW_SERVICES[1:]:
         assert services[name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
         assert "healthcheck" in services[name], name
+
+
+def test_health_probes_do_not_import_airflow(rendered: Path) -> None:
+    """Every probe runs the mounted stdlib/psycopg2/celery script, never `airflow ...`."""
+    services = compose(rendered)["services"]
+    for name in AIRFLOW_SERVICES[1:]:
+        test = services[name]["healthcheck"]["test"]
+        assert test[:3] == ["CMD", "python3", "/opt/mlops/healthcheck.py"], (name, test)
+        assert "/opt/lt-test/airflow/healthcheck.py:/opt/mlops/healthcheck.py:ro" in services[name]["volumes"], name
+    assert services["airflow-dag-processor"]["healthcheck"]["test"][3:] == ["job", "DagProcessorJob", "30"]
+    assert services["airflow-triggerer"]["healthcheck"]["test"][3:] == ["job", "TriggererJob", "30"]
+    assert services["airflow-worker"]["healthcheck"]["test"][3] == "celery"
+    env = services["airflow-dag-processor"]["environment"]
+    assert env["AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL"] == "600"
+    assert services["airflow-worker"]["environment"]["GIT_PYTHON_REFRESH"] == "quiet"
+
+
+def test_every_long_running_service_is_limited(rendered: Path) -> None:
+    services = compose(rendered)["services"]
+    for name, service in services.items():
+        if name == "airflow-init":
+            continue
+        limits = service["deploy"]["resources"]["limits"]
+        assert 0 < float(limits["cpus"]) <= 2.0, name
+        assert limits["memory"], name
+        assert service["security_opt"] == ["no-new-privileges:true"], name
+    assert services["airflow-worker"]["cpu_shares"] == 512
+
+
+def test_worker_drains_as_long_as_it_stops(rendered: Path) -> None:
+    services = compose(rendered)["services"]
+    assert services["airflow-worker"]["stop_grace_period"] == "600s"
+    assert services["airflow-scheduler"]["environment"]["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"] == "120"
 
 
 def test_worker_limits_and_port(rendered: Path) -> None:

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Health probes and the worker drain for the Airflow containers, without importing Airflow.
+
+`airflow jobs check` and `celery --app airflow... inspect ping` each start a fresh
+interpreter that imports Airflow: 2-4 CPU-seconds a probe, every interval, in every
+container. These probes prove the same things for a fraction of that:
+
+  job <JobType> [max_age]  this host's <JobType> (DagProcessorJob, TriggererJob) is
+                           running and heartbeated within max_age seconds (read from the
+                           metadata DB's job table, as `airflow jobs check --local` does)
+  celery [timeout]         this host's Celery worker answers a ping over the broker
+  http <url> [timeout]     the URL answers 2xx
+
+and, run by the airflow role before the worker is restarted or recreated:
+
+  drain [timeout]          this host's worker stops taking tasks (cancels its queues) and
+                           the command waits until its running tasks end; prints JSON.
+                           Exit 0 drained, 3 still running after timeout (JSON names them)
+  resume <queue,...>       the worker takes tasks from these queues again (a no-op for a
+                           fresh worker, which consumes them already)
+
+Connection strings come from the secret files Airflow itself reads (*_CMD options), so
+no secret is on a command line. Exit 0 healthy, 1 unhealthy (the reason on stderr).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+SECRETS = Path(os.environ.get("MLOPS_SECRETS_MOUNT", "/run/secrets"))
+
+
+def _secret(name: str) -> str:
+    return (SECRETS / name).read_text().strip()
+
+
+def check_job(job_type: str, max_age: float = 60.0) -> str:
+    """This host's newest running <job_type> heartbeated within max_age seconds."""
+    # SQLAlchemy's postgresql+psycopg2://… → libpq's postgresql://…
+    url = _secret("airflow_sql_alchemy_conn")
+    dsn = "postgresql" + url[url.index("://"):]
+    import psycopg2  # the postgres provider's driver: a light import, unlike Airflow
+
+    with psycopg2.connect(dsn, connect_timeout=10) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT EXTRACT(EPOCH FROM now() - max(latest_heartbeat)) FROM job"
+            " WHERE job_type = %s AND hostname = %s AND state = 'running'",
+            (job_type, socket.getfqdn()),
+        )
+        (age,) = cur.fetchone()
+    conn.close()
+    if age is None:
+        raise RuntimeError(f"no running {job_type} for host {socket.getfqdn()}")
+    if float(age) > max_age:
+        raise RuntimeError(f"{job_type} last heartbeat {float(age):.0f} s ago (> {max_age:.0f} s)")
+    return f"{job_type} heartbeat {float(age):.1f} s ago"
+
+
+def check_celery(timeout: float = 20.0) -> str:
+    """This host's Celery worker answers a broadcast ping (same as `celery inspect ping -d`)."""
+    app, node = _worker_app()
+    try:
+        replies = app.control.ping(destination=[node], timeout=timeout)
+    finally:
+        app.close()
+    if not any(node in reply for reply in replies):
+        raise RuntimeError(f"{node} did not answer a ping within {timeout:.0f} s")
+    return f"{node} answered"
+
+
+def _worker_app() -> tuple[object, str]:
+    broker = _secret("airflow_celery_broker_url")
+    # Celery alone: Airflow's app module is not needed for control commands.
+    from celery import Celery
+
+    return Celery(broker=broker), f"celery@{socket.gethostname()}"
+
+
+def describe_task(request: dict) -> str:
+    """dag_id.task_id (run_id) of an Airflow workload in `inspect active`, else the task name."""
+    text = json.dumps(request.get("args", ""))
+    found = {key: re.search(rf'\\?"{key}\\?"\s*:\s*\\?"([^"\\]+)', text) for key in ("dag_id", "task_id", "run_id")}
+    if found["dag_id"] and found["task_id"]:
+        run = f" ({found['run_id'].group(1)})" if found["run_id"] else ""
+        return f"{found['dag_id'].group(1)}.{found['task_id'].group(1)}{run}"
+    return str(request.get("name", "unknown task"))
+
+
+def drain_worker(timeout: float = 600.0, poll: float = 5.0) -> tuple[int, str]:
+    """Stop this worker taking tasks, wait for its running tasks; (exit code, JSON report)."""
+    app, node = _worker_app()
+    started = time.monotonic()
+    try:
+        queues = (app.control.inspect(destination=[node], timeout=10).active_queues() or {}).get(node)
+        if queues is None:
+            raise RuntimeError(f"{node} did not answer; nothing to drain")
+        names = [queue["name"] for queue in queues]
+        for name in names:
+            app.control.cancel_consumer(name, destination=[node], reply=True, timeout=10)
+        while True:
+            running = (app.control.inspect(destination=[node], timeout=10).active() or {}).get(node, [])
+            waited = time.monotonic() - started
+            if not running or waited >= timeout:
+                break
+            time.sleep(min(poll, max(timeout - waited, 0.1)))
+    finally:
+        app.close()
+    report = {"node": node, "queues": names, "waited_seconds": round(waited, 1),
+              "running": [describe_task(task) for task in running]}
+    return (3 if running else 0), json.dumps(report)
+
+
+def resume_worker(queues: str) -> str:
+    app, node = _worker_app()
+    try:
+        for name in filter(None, queues.split(",")):
+            app.control.add_consumer(name, destination=[node], reply=True, timeout=10)
+    finally:
+        app.close()
+    return f"{node} consumes {queues}"
+
+
+def check_http(url: str, timeout: float = 20.0) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return f"{url} answered {response.status}"
+
+
+def main(argv: list[str]) -> int:
+    checks = {
+        "job": lambda args: check_job(args[0], *map(float, args[1:])),
+        "celery": lambda args: check_celery(*map(float, args)),
+        "http": lambda args: check_http(args[0], *map(float, args[1:])),
+        "resume": lambda args: resume_worker(args[0]),
+    }
+    if argv[:1] == ["drain"]:
+        try:
+            code, report = drain_worker(*map(float, argv[1:]))
+        except Exception as exc:  # noqa: BLE001 - reported, the caller decides
+            print(f"drain failed: {exc}", file=sys.stderr)
+            return 1
+        print(report)
+        return code
+    if not argv or argv[0] not in checks:
+        print(f"usage: healthcheck.py {{{'|'.join([*checks, 'drain'])}}} ...", file=sys.stderr)
+        return 2
+    try:
+        print(checks[argv[0]](argv[1:]))
+    except Exception as exc:  # noqa: BLE001 - any failure is "unhealthy", its reason in docker inspect
+        print(f"unhealthy: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,92 @@
+"""The health probe script (roles/airflow/files/healthcheck.py) outside any container.
+
+Its `job` and `celery` checks need the metadata DB and the broker: they are exercised by
+the converged stack (every Airflow service must turn healthy through them, and
+`bench/idle.py --prove-probes` shows them failing against a frozen service). Here: the
+argument handling, the exit codes, and the HTTP probe against a real local server.
+"""
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from role_code import load
+
+probe = load("airflow/files/healthcheck.py")
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/health" else 503)
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_http_healthy(server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert probe.main(["http", f"{server}/health", "5"]) == 0
+    assert "answered 200" in capsys.readouterr().out
+
+
+def test_http_error_status_is_unhealthy(server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert probe.main(["http", f"{server}/broken"]) == 1
+    assert "503" in capsys.readouterr().err
+
+
+def test_closed_port_is_unhealthy(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    assert probe.main(["http", f"http://127.0.0.1:{port}/health", "2"]) == 1
+    assert capsys.readouterr().err.startswith("unhealthy:")
+
+
+@pytest.mark.parametrize("argv", [[], ["jobs"], ["ping"]])
+def test_unknown_check_is_a_usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert probe.main(argv) == 2
+    assert "usage" in capsys.readouterr().err
+
+
+def test_missing_secret_is_unhealthy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(probe, "SECRETS", tmp_path)
+    assert probe.main(["job", "DagProcessorJob", "30"]) == 1
+    assert "airflow_sql_alchemy_conn" in capsys.readouterr().err
+
+
+def test_running_airflow_task_is_named_without_its_token() -> None:
+    # `inspect active` shows execute_workload with the workload as a JSON string argument.
+    workload = json.dumps({"token": "eyJhbGciOi.secret.sig", "ti": {
+        "id": "0199", "dag_id": "pytorch_mnist_cnn", "task_id": "train", "run_id": "manual__2026-12-01T08:30:00+00:00",
+        "try_number": 1}, "kind": "ExecuteTask"})
+    request = {"name": "execute_workload", "args": [workload], "id": "c0ffee"}
+    named = probe.describe_task(request)
+    assert named == "pytorch_mnist_cnn.train (manual__2026-12-01T08:30:00+00:00)"
+    assert "secret" not in named
+
+
+def test_other_celery_task_is_named_by_its_task_name() -> None:
+    assert probe.describe_task({"name": "some.other.task", "args": [1, 2]}) == "some.other.task"
+
+
+def test_drain_without_broker_secret_fails_cleanly(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(probe, "SECRETS", tmp_path)
+    assert probe.main(["drain", "5"]) == 1
+    assert "airflow_celery_broker_url" in capsys.readouterr().err
