@@ -27,7 +27,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-HISTORY_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+from mlops_training.registry import CURVE_METRICS
+
+HISTORY_KEYS = CURVE_METRICS  # what every recipe's history holds
 
 
 @dataclass(frozen=True)
