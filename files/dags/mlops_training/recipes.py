@@ -120,6 +120,16 @@ def _accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 # --------------------------------------------------------------------------- XGBoost
 
 
+def _gbm_history(evals: Mapping[str, Mapping[str, list[float]]], loss: str, error: str) -> dict[str, list[float]]:
+    """Per-round curves from a booster's evaluation record (its own loss and error metric names)."""
+    return {
+        "train_loss": list(evals["train"][loss]),
+        "train_accuracy": [1.0 - e for e in evals["train"][error]],
+        "val_loss": list(evals["val"][loss]),
+        "val_accuracy": [1.0 - e for e in evals["val"][error]],
+    }
+
+
 def train_xgboost(data: TrainData, hp: Mapping[str, Any], seed: int, threads: int) -> TrainResult:
     """Gradient-boosted trees with XGBoost's ``hist`` method (``xgboost-cpu`` wheel)."""
     import xgboost as xgb
@@ -151,12 +161,7 @@ def train_xgboost(data: TrainData, hp: Mapping[str, Any], seed: int, threads: in
         evals_result=evals, verbose_eval=False,
     )
     seconds = time.perf_counter() - started
-    history = {
-        "train_loss": evals["train"]["mlogloss"],
-        "train_accuracy": [1.0 - e for e in evals["train"]["merror"]],
-        "val_loss": evals["val"]["mlogloss"],
-        "val_accuracy": [1.0 - e for e in evals["val"]["merror"]],
-    }
+    history = _gbm_history(evals, "mlogloss", "merror")
     logged = {k: v for k, v in params.items() if k != "eval_metric"} | {"num_boost_round": rounds}
     return TrainResult(booster, history, seconds, logged, "xgboost", xgb.__version__, "xgboost")
 
@@ -200,12 +205,7 @@ def train_lightgbm(data: TrainData, hp: Mapping[str, Any], seed: int, threads: i
         callbacks=[lgb.record_evaluation(evals)],
     )
     seconds = time.perf_counter() - started
-    history = {
-        "train_loss": evals["train"]["multi_logloss"],
-        "train_accuracy": [1.0 - e for e in evals["train"]["multi_error"]],
-        "val_loss": evals["val"]["multi_logloss"],
-        "val_accuracy": [1.0 - e for e in evals["val"]["multi_error"]],
-    }
+    history = _gbm_history(evals, "multi_logloss", "multi_error")
     logged = {k: v for k, v in params.items() if k not in {"metric", "verbosity"}} | {"num_boost_round": rounds}
     return TrainResult(booster, history, seconds, logged, "lightgbm", lgb.__version__, "lightgbm")
 
