@@ -120,6 +120,12 @@ def _accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 # --------------------------------------------------------------------------- XGBoost
 
 
+def _library_names(hp: Mapping[str, Any], *same: str, **renamed: str) -> dict[str, Any]:
+    """Hyper-parameters under a library's own names: ``same`` as they are, ``renamed`` as
+    library_name=our_name. settings has already checked each value's type and range."""
+    return {name: hp[name] for name in same} | {library: hp[ours] for library, ours in renamed.items()}
+
+
 def _gbm_history(evals: Mapping[str, Mapping[str, list[float]]], loss: str, error: str) -> dict[str, list[float]]:
     """Per-round curves from a booster's evaluation record (its own loss and error metric names)."""
     return {
@@ -138,12 +144,8 @@ def train_xgboost(data: TrainData, hp: Mapping[str, Any], seed: int, threads: in
         "objective": "multi:softprob",
         "num_class": data.n_classes,
         "tree_method": "hist",
-        "max_bin": int(hp["max_bin"]),
-        "eta": float(hp["learning_rate"]),
-        "max_depth": int(hp["max_depth"]),
-        "min_child_weight": float(hp["min_child_weight"]),
-        "subsample": float(hp["subsample"]),
-        "colsample_bytree": float(hp["colsample_bytree"]),
+        **_library_names(hp, "max_bin", "max_depth", "min_child_weight", "subsample", "colsample_bytree",
+                         eta="learning_rate"),
         "eval_metric": ["mlogloss", "merror"],
         "nthread": threads,
         "seed": seed,
@@ -183,11 +185,7 @@ def train_lightgbm(data: TrainData, hp: Mapping[str, Any], seed: int, threads: i
     params = {
         "objective": "multiclass",
         "num_class": data.n_classes,
-        "learning_rate": float(hp["learning_rate"]),
-        "num_leaves": int(hp["num_leaves"]),
-        "max_bin": int(hp["max_bin"]),
-        "min_data_in_leaf": int(hp["min_data_in_leaf"]),
-        "feature_fraction": float(hp["feature_fraction"]),
+        **_library_names(hp, "learning_rate", "num_leaves", "max_bin", "min_data_in_leaf", "feature_fraction"),
         "metric": ["multi_logloss", "multi_error"],
         "num_threads": threads,
         "seed": seed,
@@ -231,8 +229,9 @@ def _tf_setup(threads: int, seed: int) -> Any:
     return tf
 
 
-def _keras_fit(model: Any, data: TrainData, prepare: Callable[[np.ndarray], np.ndarray],
-               hp: Mapping[str, Any], tf: Any) -> tuple[dict[str, list[float]], float]:
+def _keras_train(model: Any, data: TrainData, prepare: Callable[[np.ndarray], np.ndarray],
+                 hp: Mapping[str, Any], tf: Any, threads: int, seed: int) -> TrainResult:
+    """Compile and fit a Keras network; the result is described the same way for each one."""
     batch = int(hp["batch_size"])
     epochs = int(hp["epochs"])
     steps = epochs * math.ceil(len(data.x_train) / batch)
@@ -254,7 +253,9 @@ def _keras_fit(model: Any, data: TrainData, prepare: Callable[[np.ndarray], np.n
         "train_loss": h["loss"], "train_accuracy": h["accuracy"],
         "val_loss": h["val_loss"], "val_accuracy": h["val_accuracy"],
     }
-    return {k: [float(v) for v in vals] for k, vals in history.items()}, seconds
+    return TrainResult(model, {k: [float(v) for v in vals] for k, vals in history.items()}, seconds,
+                       _dl_params(hp, threads, seed, "adam"), "tensorflow", tf.__version__, "tensorflow",
+                       {"keras_version": _version("keras")})
 
 
 def prepare_flat(x: np.ndarray) -> np.ndarray:
@@ -292,9 +293,7 @@ def train_tensorflow_mlp(data: TrainData, hp: Mapping[str, Any], seed: int, thre
         layers.Dropout(float(hp["dropout"])),
         layers.Dense(data.n_classes, name="logits"),
     ], name="mnist_mlp")
-    history, seconds = _keras_fit(model, data, prepare_flat, hp, tf)
-    return TrainResult(model, history, seconds, _dl_params(hp, threads, seed, "adam"),
-                       "tensorflow", tf.__version__, "tensorflow", {"keras_version": _version("keras")})
+    return _keras_train(model, data, prepare_flat, hp, tf, threads, seed)
 
 
 def train_tensorflow_cnn(data: TrainData, hp: Mapping[str, Any], seed: int, threads: int) -> TrainResult:
@@ -312,9 +311,7 @@ def train_tensorflow_cnn(data: TrainData, hp: Mapping[str, Any], seed: int, thre
         layers.Dropout(float(hp["dropout"])),
         layers.Dense(data.n_classes, name="logits"),
     ], name="mnist_cnn")
-    history, seconds = _keras_fit(model, data, prepare_nhwc, hp, tf)
-    return TrainResult(model, history, seconds, _dl_params(hp, threads, seed, "adam"),
-                       "tensorflow", tf.__version__, "tensorflow", {"keras_version": _version("keras")})
+    return _keras_train(model, data, prepare_nhwc, hp, tf, threads, seed)
 
 
 def _keras_predict(model: Any, x: np.ndarray, prepare: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
