@@ -56,8 +56,8 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "files" / "dags"))
 
-# Only the names of the pipelines: settings imports no heavy libraries.
-from mlops_training.settings import IDENTITIES, PIPELINES
+# Only the pipeline registry: standard library, no heavy imports.
+from mlops_training.registry import BY_KEY, KEYS
 
 DAG_GOAL_S = 120.0
 MLP_GOAL_S = 60.0
@@ -261,7 +261,7 @@ def mlflow_run(mlflow_url: str, experiment: str, dag_run_id: str) -> dict[str, A
 
 
 def run_dag(airflow: Airflow, key: str, args: argparse.Namespace) -> dict[str, Any]:
-    ident = IDENTITIES[key]
+    ident = BY_KEY[key]
     dag_id = ident.dag_id
     result: dict[str, Any] = {"model": key, "dag_id": dag_id}
     was_paused = airflow.call("GET", f"/dags/{dag_id}")["is_paused"]
@@ -305,7 +305,7 @@ def run_dag(airflow: Airflow, key: str, args: argparse.Namespace) -> dict[str, A
     result["train_task_seconds"] = tasks.get("train", {}).get("duration")
     result["retried_tasks"] = [t for t, v in tasks.items() if (v["try_number"] or 1) > 1]
 
-    found = mlflow_run(args.mlflow_url, ident.experiment_name, run_id)
+    found = mlflow_run(args.mlflow_url, ident.experiment, run_id)
     metrics, tags = found.get("metrics", {}), found.get("tags", {})
     result["mlflow_run_id"] = found.get("mlflow_run_id")
     result["dag_fit_seconds"] = round(metrics["train_seconds"], 1) if "train_seconds" in metrics else None
@@ -344,7 +344,7 @@ def main() -> int:
     parser.add_argument("--password-file", default="/opt/lakehouse-tick/secrets/airflow_admin_password")
     parser.add_argument("--project", default="lakehouse-tick",
                         help="compose project; the worker is <project>-airflow-worker-1")
-    parser.add_argument("--only", default=",".join(PIPELINES), help=f"pipeline keys, from {','.join(PIPELINES)}")
+    parser.add_argument("--only", default=",".join(KEYS), help=f"pipeline keys, from {','.join(KEYS)}")
     parser.add_argument("--skip-plain", action="store_true", help="DAG timings only (no plain fit, no overhead)")
     parser.add_argument("--timeout-minutes", type=float, default=25, help="per DAG run")
     parser.add_argument("--idle-wait-minutes", type=float, default=30,
@@ -353,9 +353,9 @@ def main() -> int:
     args = parser.parse_args()
 
     keys = [k.strip() for k in args.only.split(",") if k.strip()]
-    unknown = [k for k in keys if k not in PIPELINES]
+    unknown = [k for k in keys if k not in KEYS]
     if unknown or not keys:
-        parser.error(f"--only: unknown pipeline key(s) {unknown}; known: {','.join(PIPELINES)}")
+        parser.error(f"--only: unknown pipeline key(s) {unknown}; known: {','.join(KEYS)}")
 
     errors: list[str] = []
     load_before = os.getloadavg()
@@ -397,7 +397,7 @@ def main() -> int:
         if dags[key]["state"] != "success":
             failed = [t for t, v in dags[key].get("tasks", {}).items() if v["state"] in ("failed", "upstream_failed")]
             errors.append(f"{key}: DAG run {dags[key]['state']}" + (f" (failed: {', '.join(failed)})" if failed else ""))
-        log(f"  {IDENTITIES[key].dag_id}: {dags[key]['state']} in {fmt(dags[key].get('trigger_to_end_seconds'))} s")
+        log(f"  {BY_KEY[key].dag_id}: {dags[key]['state']} in {fmt(dags[key].get('trigger_to_end_seconds'))} s")
 
     rows = []
     for key in keys:
@@ -406,7 +406,7 @@ def main() -> int:
         ratio = round(dag_s / plain_s, 2) if dag_s and plain_s else None
         other = [c.get("other_cores") for c in (p.get("cpu", {}), d.get("cpu", {})) if c]
         rows.append({
-            "model": key, "dag_id": IDENTITIES[key].dag_id, "state": d.get("state"),
+            "model": key, "dag_id": BY_KEY[key].dag_id, "state": d.get("state"),
             "plain_fit_seconds": plain_s, "plain_cpu_seconds": p.get("cpu_seconds"),
             "plain_test_accuracy": p.get("test_accuracy"),
             "dag_fit_seconds": d.get("dag_fit_seconds"), "train_task_seconds": d.get("train_task_seconds"),

@@ -103,8 +103,9 @@ def test_tabular_dags_take_optional_data_params(dagbag: DagBag) -> None:
     assert "data_path" not in dagbag.dags["pytorch_mnist_cnn"].params
 
 
-@pytest.mark.parametrize("filename", [f for f, _ in EXPECTED.values()])
+@pytest.mark.parametrize("filename", [f for f, _ in EXPECTED.values()] + ["mlops_training/dag_factory.py"])
 def test_dag_files_stay_thin(filename: str) -> None:
+    """The DAG files and the factory that builds their DAGs follow the same parse-time rules."""
     source = (DAGS_DIR / filename).read_text()
     # API-triggered runs have logical_date None in Airflow 3: nothing may template it.
     assert not re.search(r"\{\{|logical_date|execution_date|\bds\b", source)
@@ -113,6 +114,21 @@ def test_dag_files_stay_thin(filename: str) -> None:
     assert not [line for line in top_level if re.search(r"tensorflow|torch|xgboost|lightgbm|mlflow|numpy|pandas", line)]
     assert "from airflow.sdk import" in source
     assert not re.search(r"airflow\.(models|operators|decorators)|settings\.Session|create_session", source)
+
+
+@pytest.mark.parametrize("filename", [f for f, _ in EXPECTED.values()])
+def test_each_dag_file_is_its_docstring_and_one_factory_call(filename: str) -> None:
+    source = (DAGS_DIR / filename).read_text()
+    assert len(re.findall(r"build_training_dag\(", source)) == 1
+    assert not re.search(r"@task|@dag|\bdef ", source)
+
+
+@pytest.mark.parametrize("filename", [f for f, _ in EXPECTED.values()])
+def test_safe_mode_discovery_finds_each_dag_file(filename: str) -> None:
+    """dag_discovery_safe_mode (on by default) skips files without "airflow" and "dag" in them."""
+    from airflow.utils.file import might_contain_dag
+
+    assert might_contain_dag(str(DAGS_DIR / filename), safe_mode=True)
 
 
 def test_parse_needs_no_ml_library() -> None:

@@ -34,9 +34,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "files" / "dags"))
 
 from mlflow.tracking import MlflowClient
-from mlops_training import gates, tracking
+from mlops_training import gates, registry, tracking
 from mlops_training.recipes import TrainResult
-from mlops_training.settings import IDENTITIES
 
 
 def log_stand_in_model(experiment_id: str, run_id: str, size: int) -> tuple[str, int]:
@@ -88,14 +87,14 @@ def main(uri: str, spec_path: str, out_path: str) -> None:
     done = []
     for offset, item in enumerate(spec):
         key = item["pipeline"]
-        ident = IDENTITIES[key]
-        experiment_id = tracking.ensure_experiment(ident.experiment_name)
+        ident = registry.BY_KEY[key]
+        experiment_id = tracking.ensure_experiment(ident.experiment)
         history = curves(item["steps"], item["accuracy"], offset)
-        steps_param = "num_boost_round" if key in ("xgboost", "lightgbm") else "epochs"
+        steps_param = ident.steps_param
         tags = {
-            tracking.TAG_PIPELINE: key, tracking.TAG_DATASET: item.get("dataset", "mnist"),
-            tracking.TAG_GATE: f"{item['gate']}", tracking.TAG_DAG_ID: ident.dag_id,
-            tracking.TAG_DAG_RUN_ID: f"manual__seed{offset}", tracking.TAG_TRY_NUMBER: "1",
+            registry.TAG_PIPELINE: key, registry.TAG_DATASET: item.get("dataset", "mnist"),
+            registry.TAG_GATE: f"{item['gate']}", registry.TAG_DAG_ID: ident.dag_id,
+            registry.TAG_DAG_RUN_ID: f"manual__seed{offset}", registry.TAG_TRY_NUMBER: "1",
         }
         status = item.get("status", "FINISHED")
         result = TrainResult(
@@ -109,7 +108,7 @@ def main(uri: str, spec_path: str, out_path: str) -> None:
                                                               "gate": item["gate"]})
                 model_id, model_bytes = log_stand_in_model(experiment_id, run_id, item.get("model_bytes", 4096))
                 model_uri = f"models:/{model_id}"
-                tracking.set_run_tags(run_id, {tracking.TAG_MODEL_URI: model_uri})
+                tracking.set_run_tags(run_id, {registry.TAG_MODEL_URI: model_uri})
                 if status == "FAILED":
                     raise RuntimeError("seeded failure")
         except RuntimeError:
@@ -120,13 +119,13 @@ def main(uri: str, spec_path: str, out_path: str) -> None:
             passed = gates.passes(item["accuracy"], item["gate"])
             tracking.record_evaluation(
                 run_id,
-                {tracking.METRIC_TEST_ACCURACY: item["accuracy"], tracking.METRIC_EVALUATE_SECONDS: 0.5},
-                {tracking.TAG_GATE: f"{item['gate']}", tracking.TAG_GATE_PASSED: str(passed).lower()},
+                {registry.METRIC_TEST_ACCURACY: item["accuracy"], registry.METRIC_EVALUATE_SECONDS: 0.5},
+                {registry.TAG_GATE: f"{item['gate']}", registry.TAG_GATE_PASSED: str(passed).lower()},
                 model_id=model_id,
             )
             record["gate_passed"] = passed
             if passed and item.get("register", True):
-                outcome = tracking.register_and_promote(model_uri, ident.registered_model_name, run_id,
+                outcome = tracking.register_and_promote(model_uri, ident.registered_model, run_id,
                                                         item["accuracy"], version_tags={"pipeline": key})
                 record["registered_version"] = outcome["version"]
                 record["champion"] = outcome["champion"]

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import socket
 import struct
+import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
@@ -470,28 +472,32 @@ def test_overview_and_curves_keep_each_pipelines_style():
 # --------------------------------------------------------------------------- no server needed
 
 
-def test_pipeline_names_match_the_training_package():
-    sys.path.insert(0, str(REPO / "files" / "dags"))
-    settings = pytest.importorskip("mlops_training.settings")
-    gates = pytest.importorskip("mlops_training.gates")
-    assert [p.key for p in P.PIPELINES] == list(settings.PIPELINES)
-    for p in P.PIPELINES:
-        ident = settings.IDENTITIES[p.key]
-        assert (p.dag_id, p.experiment, p.registered_model, p.library) == (
-            ident.dag_id, ident.experiment_name, ident.registered_model_name, ident.library)
-        assert p.seed_gate == gates.SEED_FLOORS[p.key]
-        assert p.steps_param in settings.HYPERPARAMETERS[p.key]
-
-
-def test_tracking_names_match_the_training_package():
-    sys.path.insert(0, str(REPO / "files" / "dags"))
-    source = (REPO / "files" / "dags" / "mlops_training" / "tracking.py").read_text()
-    for name in (P.TAG_PIPELINE, P.TAG_GATE, P.TAG_GATE_PASSED, P.TAG_REGISTERED_VERSION, P.TAG_MODEL_URI,
-                 P.TAG_DATASET, P.METRIC_TEST_ACCURACY, P.METRIC_TRAIN_SECONDS, f'"{P.CHAMPION_ALIAS}"'):
-        assert name in source, f"{name} no longer appears in mlops_training/tracking.py"
-    recipes = (REPO / "files" / "dags" / "mlops_training" / "recipes.py").read_text()
-    for metric in P.CURVE_METRICS:
-        assert f'"{metric}"' in recipes
+def test_the_tools_read_the_pipeline_registry_with_only_tools_on_the_path(tmp_path):
+    """`make report`/`make status` put only tools/ on PYTHONPATH and run from anywhere: the
+    registry must still load, from the repository, without the training package's heavy parts."""
+    code = ("import json, sys\n"
+            "from mlops_tools import pipelines as P\n"
+            "print(json.dumps({'rows': [[p.key, p.dag_id, p.experiment, p.registered_model, p.label, p.seed_gate,"
+            " p.step_unit] for p in P.PIPELINES], 'gate_tag': P.TAG_GATE_PASSED, 'curves': list(P.CURVE_METRICS),"
+            " 'loaded': sorted(m for m in sys.modules if m.split('.')[0] in ('mlops_training', 'numpy', 'mlflow'))}))")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(REPO / "tools")}
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["rows"] == [
+        ["xgboost", "xgboost_pipeline", "xgboost_pipeline", "mnist-xgboost", "XGBoost", 0.85, "boosting round"],
+        ["lightgbm", "lightgbm_pipeline", "lightgbm_pipeline", "mnist-lightgbm", "LightGBM", 0.87, "boosting round"],
+        ["tensorflow_mlp", "tensorflow_mnist_mlp", "tensorflow_mnist_mlp", "mnist-tensorflow-mlp", "TensorFlow MLP",
+         0.95, "epoch"],
+        ["tensorflow_cnn", "tensorflow_mnist_cnn", "tensorflow_mnist_cnn", "mnist-tensorflow-cnn", "TensorFlow CNN",
+         0.98, "epoch"],
+        ["pytorch_mlp", "pytorch_mnist_mlp", "pytorch_mnist_mlp", "mnist-pytorch-mlp", "PyTorch MLP", 0.95, "epoch"],
+        ["pytorch_cnn", "pytorch_mnist_cnn", "pytorch_mnist_cnn", "mnist-pytorch-cnn", "PyTorch CNN", 0.98, "epoch"],
+    ]
+    assert seen["gate_tag"] == "mlops.gate_passed"
+    assert sorted(seen["curves"]) == ["train_accuracy", "train_loss", "val_accuracy", "val_loss"]
+    assert seen["loaded"] == ["mlops_training", "mlops_training.registry"]
 
 
 def test_compare_handles_ties_and_missing_runs():

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from mlops_training import gates
+from mlops_training import gates, registry
 
 
 def test_seed_floors_are_the_seed_plans() -> None:
-    assert gates.SEED_FLOORS == {
+    assert {key: p.seed_gate for key, p in registry.BY_KEY.items()} == {
         "xgboost": 0.85, "lightgbm": 0.87,
         "tensorflow_mlp": 0.95, "pytorch_mlp": 0.95,
         "tensorflow_cnn": 0.98, "pytorch_cnn": 0.98,

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mlops_training import gates, settings
+from mlops_training import registry, settings
 from mlops_training.settings import (
     SettingsError,
     get_settings,
@@ -28,7 +28,7 @@ def test_defaults_cover_six_pipelines_with_seed_floor_gates() -> None:
         "xgboost", "lightgbm", "tensorflow_mlp", "tensorflow_cnn", "pytorch_mlp", "pytorch_cnn",
     ]
     for key, cfg in all_settings.items():
-        assert cfg.gate == gates.SEED_FLOORS[key]
+        assert cfg.gate == cfg.seed_floor == registry.BY_KEY[key].seed_gate
         assert cfg.retries >= 1
         assert cfg.execution_timeout_minutes > 0
         assert cfg.hyperparameters == {k: hp.default for k, hp in settings.HYPERPARAMETERS[key].items()}

@@ -23,7 +23,7 @@ np = pytest.importorskip("numpy")
 pytest.importorskip("mlflow")
 
 from mlflow.tracking import MlflowClient
-from mlops_training import recipes, tracking
+from mlops_training import recipes, registry, tracking
 
 
 def _fake_result(flavor: str = "xgboost", steps: int = 3) -> recipes.TrainResult:
@@ -220,7 +220,7 @@ def test_record_evaluation_does_not_reopen_the_run(mlflow_uri: str) -> None:
     client = MlflowClient()
     run_id = _run(client)
     client.set_terminated(run_id, "FINISHED")
-    tracking.record_evaluation(run_id, {"test_accuracy": 0.97}, {tracking.TAG_GATE_PASSED: "true"})
+    tracking.record_evaluation(run_id, {"test_accuracy": 0.97}, {registry.TAG_GATE_PASSED: "true"})
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
     assert run.data.metrics["test_accuracy"] == 0.97 and run.data.tags["mlops.gate_passed"] == "true"

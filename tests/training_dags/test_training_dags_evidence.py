@@ -137,9 +137,11 @@ def test_reads_a_trained_pipeline(server):
             (200, {"task_instances": [task("train")]}),
     }
     reader = evidence.Reader(5, "tok")
-    run, steps, champion, tis = evidence.read_pipeline(reader, url, url, "xgboost_pipeline")
+    run, steps, champion, tis = evidence.read_pipeline(reader, url, url, "xgboost_pipeline", "xgboost_experiment")
     assert run["info"]["run_id"] == "r1"
     assert (steps, champion, [t["task_id"] for t in tis]) == (3, {"version": "3"}, ["train"])
+    # The experiment is the registry's, looked up by name; the DAG runs by the DAG id.
+    assert any("experiment_name=xgboost_experiment" in path for _, path, _ in handler.seen)
     search = next(body for method, _, body in handler.seen if method == "POST")
     assert search["experiment_ids"] == ["7"]
     assert "mlops.gate_passed" in search["filter"]
@@ -147,7 +149,7 @@ def test_reads_a_trained_pipeline(server):
 
 def test_a_pipeline_never_trained_reads_as_nothing(server):
     url, _ = server  # every path answers 404
-    run, steps, champion, tis = evidence.read_pipeline(evidence.Reader(5, "tok"), url, url, "lightgbm_pipeline")
+    run, steps, champion, tis = evidence.read_pipeline(evidence.Reader(5, "tok"), url, url, "lightgbm_pipeline", "lightgbm_pipeline")
     assert (run, steps, champion, tis) == (None, 0, None, [])
 
 
@@ -155,7 +157,7 @@ def test_a_failing_service_is_an_error_naming_the_url(server):
     url, handler = server
     handler.routes = {"/api/2.0/mlflow/experiments/get-by-name": (503, {"error": "down"})}
     with pytest.raises(evidence.ReadError, match=r"GET .*/api/2.0/mlflow/experiments/get-by-name answered HTTP 503"):
-        evidence.read_pipeline(evidence.Reader(5, "tok"), url, url, "xgboost_pipeline")
+        evidence.read_pipeline(evidence.Reader(5, "tok"), url, url, "xgboost_pipeline", "xgboost_pipeline")
 
 
 def test_a_service_that_is_not_there_is_an_error():

@@ -111,13 +111,18 @@ class MlflowClient:
             return None
         return response.text.strip() if response.status_code == 200 else None
 
-    def experiment_by_name(self, name: str) -> dict[str, Any] | None:
+    def _found(self, path: str, field: str, missing: frozenset[str] = frozenset({"RESOURCE_DOES_NOT_EXIST"}), /,
+               **params: Any) -> dict[str, Any] | None:
+        """``field`` of the answer to ``path``, or None when MLflow says there is no such thing."""
         try:
-            return self.get("/experiments/get-by-name", experiment_name=name)["experiment"]
+            return self.get(path, **params)[field]
         except MlflowApiError as exc:
-            if exc.error_code == "RESOURCE_DOES_NOT_EXIST" or exc.status == 404:
+            if exc.error_code in missing or exc.status == 404:
                 return None
             raise
+
+    def experiment_by_name(self, name: str) -> dict[str, Any] | None:
+        return self._found("/experiments/get-by-name", "experiment", experiment_name=name)
 
     def search_experiments(self, max_results: int = 1000) -> list[dict[str, Any]]:
         body = self.post("/experiments/search", {"max_results": max_results})
@@ -181,20 +186,12 @@ class MlflowClient:
         return list(self._walk(lister, None))
 
     def registered_model(self, name: str) -> dict[str, Any] | None:
-        try:
-            return self.get("/registered-models/get", name=name)["registered_model"]
-        except MlflowApiError as exc:
-            if exc.error_code == "RESOURCE_DOES_NOT_EXIST" or exc.status == 404:
-                return None
-            raise
+        return self._found("/registered-models/get", "registered_model", name=name)
 
     def version_by_alias(self, name: str, alias: str) -> dict[str, Any] | None:
-        try:
-            return self.get("/registered-models/alias", name=name, alias=alias)["model_version"]
-        except MlflowApiError as exc:
-            if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"} or exc.status == 404:
-                return None
-            raise
+        # MLflow answers an unknown alias with INVALID_PARAMETER_VALUE.
+        return self._found("/registered-models/alias", "model_version",
+                           frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}), name=name, alias=alias)
 
     # ------------------------------------------------------------------ writing
 

@@ -1,8 +1,9 @@
-"""Training logic for the six MNIST DAGs: data, recipes, gates, tracking, settings, pipeline.
+"""Training logic for the six MNIST DAGs: registry, settings, gates, dag_factory, data,
+recipes, tracking, pipeline.
 
-Kept out of DAG parsing by ``.airflowignore``; importable without Airflow.
-Submodules are not imported here so that ``import mlops_training.settings``
-(what DAG files do at parse time) stays cheap.
+Kept out of DAG parsing by ``.airflowignore``; importable without Airflow (except
+``dag_factory``). Submodules are not imported here so that what DAG files and the tools
+import at parse time (``dag_factory``, ``settings``, ``registry``, ``gates``) stays cheap.
 """
 
 import os

@@ -1,21 +1,11 @@
 """Accuracy gates: a model that does not clear its gate is never registered.
 
-The seed plan sets one floor per model family. The comparison is strict
-(accuracy must be *greater* than the gate), as the seed plan words it.
+The seed plan sets one floor per model family (``seed_gate`` in the registry,
+``pipelines.json``); settings may raise a gate, never lower it. The comparison is
+strict (accuracy must be *greater* than the gate), as the seed plan words it.
 """
 
 from __future__ import annotations
-
-# Floors from the seed plan (Phase 6 checklists). Settings may raise a gate,
-# never lower it below these.
-SEED_FLOORS: dict[str, float] = {
-    "xgboost": 0.85,
-    "lightgbm": 0.87,
-    "tensorflow_mlp": 0.95,
-    "pytorch_mlp": 0.95,
-    "tensorflow_cnn": 0.98,
-    "pytorch_cnn": 0.98,
-}
 
 
 class GateError(RuntimeError):

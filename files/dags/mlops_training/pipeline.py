@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from mlops_training import gates, tracking
+from mlops_training import gates, registry, tracking
 from mlops_training.data import (
     MNIST_TEST_ROWS,
     MNIST_TRAIN_ROWS,
@@ -33,7 +33,7 @@ from mlops_training.data import (
 from mlops_training.recipes import TrainData, accuracy, get_recipe, resolve_threads
 from mlops_training.settings import PipelineSettings, get_settings
 
-TABULAR_PIPELINES = ("xgboost", "lightgbm")
+TABULAR_PIPELINES = tuple(p.key for p in registry.PIPELINES if p.tabular)
 TABULAR_TEST_FRACTION = 0.2
 # A stale RUNNING run older than the task's timeout plus this margin is swept.
 SWEEP_MARGIN_SECONDS = 300
@@ -141,14 +141,14 @@ def train(key: str, data_ref: dict[str, Any], run_context: dict[str, Any] | None
     recipe = get_recipe(key)
     threads = resolve_threads(cfg.num_threads)
     tags = {
-        tracking.TAG_PIPELINE: key,
-        tracking.TAG_DATASET: data_ref["dataset"],
-        tracking.TAG_DATA_SHA256: data_ref["sha256"],
-        tracking.TAG_GATE: f"{cfg.gate}",
+        registry.TAG_PIPELINE: key,
+        registry.TAG_DATASET: data_ref["dataset"],
+        registry.TAG_DATA_SHA256: data_ref["sha256"],
+        registry.TAG_GATE: f"{cfg.gate}",
         "mlflow.note.content": f"{cfg.dag_id}: {recipe.library} on {data_ref['dataset']}",
     }
-    for field, tag in (("dag_id", tracking.TAG_DAG_ID), ("dag_run_id", tracking.TAG_DAG_RUN_ID),
-                       ("try_number", tracking.TAG_TRY_NUMBER)):
+    for field, tag in (("dag_id", registry.TAG_DAG_ID), ("dag_run_id", registry.TAG_DAG_RUN_ID),
+                       ("try_number", registry.TAG_TRY_NUMBER)):
         if ctx.get(field) is not None:
             tags[tag] = str(ctx[field])
     run_name = f"{key}-try{ctx['try_number']}" if ctx.get("try_number") is not None else key
@@ -160,7 +160,7 @@ def train(key: str, data_ref: dict[str, Any], run_context: dict[str, Any] | None
             "gate": cfg.gate,
         })
         model_uri = tracking.log_model(result, recipe.prepare(x_test[:2]), data.n_classes)
-        tracking.set_run_tags(run_id, {tracking.TAG_MODEL_URI: model_uri})
+        tracking.set_run_tags(run_id, {registry.TAG_MODEL_URI: model_uri})
     return {
         "pipeline": key, "run_id": run_id, "model_uri": model_uri, "data": data_ref,
         "train_seconds": round(result.train_seconds, 3),
@@ -188,9 +188,9 @@ def evaluate(key: str, trained: dict[str, Any]) -> dict[str, Any]:
     passed = gates.passes(test_accuracy, cfg.gate)
     tracking.record_evaluation(
         trained["run_id"],
-        {tracking.METRIC_TEST_ACCURACY: test_accuracy,
-         tracking.METRIC_EVALUATE_SECONDS: time.perf_counter() - started},
-        {tracking.TAG_GATE: f"{cfg.gate}", tracking.TAG_GATE_PASSED: str(passed).lower()},
+        {registry.METRIC_TEST_ACCURACY: test_accuracy,
+         registry.METRIC_EVALUATE_SECONDS: time.perf_counter() - started},
+        {registry.TAG_GATE: f"{cfg.gate}", registry.TAG_GATE_PASSED: str(passed).lower()},
         model_id=tracking.model_id_from_uri(trained["model_uri"]),
     )
     gates.check(key, test_accuracy, cfg.gate)
@@ -214,9 +214,9 @@ def register(key: str, evaluated: dict[str, Any]) -> dict[str, Any]:
     cfg = get_settings(key)
     tracking.configure()
     run = MlflowClient().get_run(evaluated["run_id"])
-    recorded = run.data.metrics.get(tracking.METRIC_TEST_ACCURACY)
+    recorded = run.data.metrics.get(registry.METRIC_TEST_ACCURACY)
     if recorded is None:
-        raise tracking.TrackingError(f"run {evaluated['run_id']} has no {tracking.METRIC_TEST_ACCURACY} metric")
+        raise tracking.TrackingError(f"run {evaluated['run_id']} has no {registry.METRIC_TEST_ACCURACY} metric")
     gates.check(key, recorded, cfg.gate)
     data_ref = evaluated["data"]
     outcome = tracking.register_and_promote(

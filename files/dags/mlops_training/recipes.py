@@ -27,7 +27,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-HISTORY_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+from mlops_training.registry import CURVE_METRICS
+
+HISTORY_KEYS = CURVE_METRICS  # what every recipe's history holds
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,22 @@ def _accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 # --------------------------------------------------------------------------- XGBoost
 
 
+def _library_names(hp: Mapping[str, Any], *same: str, **renamed: str) -> dict[str, Any]:
+    """Hyper-parameters under a library's own names: ``same`` as they are, ``renamed`` as
+    library_name=our_name. settings has already checked each value's type and range."""
+    return {name: hp[name] for name in same} | {library: hp[ours] for library, ours in renamed.items()}
+
+
+def _gbm_history(evals: Mapping[str, Mapping[str, list[float]]], loss: str, error: str) -> dict[str, list[float]]:
+    """Per-round curves from a booster's evaluation record (its own loss and error metric names)."""
+    return {
+        "train_loss": list(evals["train"][loss]),
+        "train_accuracy": [1.0 - e for e in evals["train"][error]],
+        "val_loss": list(evals["val"][loss]),
+        "val_accuracy": [1.0 - e for e in evals["val"][error]],
+    }
+
+
 def train_xgboost(data: TrainData, hp: Mapping[str, Any], seed: int, threads: int) -> TrainResult:
     """Gradient-boosted trees with XGBoost's ``hist`` method (``xgboost-cpu`` wheel)."""
     import xgboost as xgb
@@ -126,12 +144,8 @@ def train_xgboost(data: TrainData, hp: Mapping[str, Any], seed: int, threads: in
         "objective": "multi:softprob",
         "num_class": data.n_classes,
         "tree_method": "hist",
-        "max_bin": int(hp["max_bin"]),
-        "eta": float(hp["learning_rate"]),
-        "max_depth": int(hp["max_depth"]),
-        "min_child_weight": float(hp["min_child_weight"]),
-        "subsample": float(hp["subsample"]),
-        "colsample_bytree": float(hp["colsample_bytree"]),
+        **_library_names(hp, "max_bin", "max_depth", "min_child_weight", "subsample", "colsample_bytree",
+                         eta="learning_rate"),
         "eval_metric": ["mlogloss", "merror"],
         "nthread": threads,
         "seed": seed,
@@ -149,12 +163,7 @@ def train_xgboost(data: TrainData, hp: Mapping[str, Any], seed: int, threads: in
         evals_result=evals, verbose_eval=False,
     )
     seconds = time.perf_counter() - started
-    history = {
-        "train_loss": evals["train"]["mlogloss"],
-        "train_accuracy": [1.0 - e for e in evals["train"]["merror"]],
-        "val_loss": evals["val"]["mlogloss"],
-        "val_accuracy": [1.0 - e for e in evals["val"]["merror"]],
-    }
+    history = _gbm_history(evals, "mlogloss", "merror")
     logged = {k: v for k, v in params.items() if k != "eval_metric"} | {"num_boost_round": rounds}
     return TrainResult(booster, history, seconds, logged, "xgboost", xgb.__version__, "xgboost")
 
@@ -176,11 +185,7 @@ def train_lightgbm(data: TrainData, hp: Mapping[str, Any], seed: int, threads: i
     params = {
         "objective": "multiclass",
         "num_class": data.n_classes,
-        "learning_rate": float(hp["learning_rate"]),
-        "num_leaves": int(hp["num_leaves"]),
-        "max_bin": int(hp["max_bin"]),
-        "min_data_in_leaf": int(hp["min_data_in_leaf"]),
-        "feature_fraction": float(hp["feature_fraction"]),
+        **_library_names(hp, "learning_rate", "num_leaves", "max_bin", "min_data_in_leaf", "feature_fraction"),
         "metric": ["multi_logloss", "multi_error"],
         "num_threads": threads,
         "seed": seed,
@@ -198,12 +203,7 @@ def train_lightgbm(data: TrainData, hp: Mapping[str, Any], seed: int, threads: i
         callbacks=[lgb.record_evaluation(evals)],
     )
     seconds = time.perf_counter() - started
-    history = {
-        "train_loss": evals["train"]["multi_logloss"],
-        "train_accuracy": [1.0 - e for e in evals["train"]["multi_error"]],
-        "val_loss": evals["val"]["multi_logloss"],
-        "val_accuracy": [1.0 - e for e in evals["val"]["multi_error"]],
-    }
+    history = _gbm_history(evals, "multi_logloss", "multi_error")
     logged = {k: v for k, v in params.items() if k not in {"metric", "verbosity"}} | {"num_boost_round": rounds}
     return TrainResult(booster, history, seconds, logged, "lightgbm", lgb.__version__, "lightgbm")
 
@@ -229,8 +229,9 @@ def _tf_setup(threads: int, seed: int) -> Any:
     return tf
 
 
-def _keras_fit(model: Any, data: TrainData, prepare: Callable[[np.ndarray], np.ndarray],
-               hp: Mapping[str, Any], tf: Any) -> tuple[dict[str, list[float]], float]:
+def _keras_train(model: Any, data: TrainData, prepare: Callable[[np.ndarray], np.ndarray],
+                 hp: Mapping[str, Any], tf: Any, threads: int, seed: int) -> TrainResult:
+    """Compile and fit a Keras network; the result is described the same way for each one."""
     batch = int(hp["batch_size"])
     epochs = int(hp["epochs"])
     steps = epochs * math.ceil(len(data.x_train) / batch)
@@ -252,7 +253,9 @@ def _keras_fit(model: Any, data: TrainData, prepare: Callable[[np.ndarray], np.n
         "train_loss": h["loss"], "train_accuracy": h["accuracy"],
         "val_loss": h["val_loss"], "val_accuracy": h["val_accuracy"],
     }
-    return {k: [float(v) for v in vals] for k, vals in history.items()}, seconds
+    return TrainResult(model, {k: [float(v) for v in vals] for k, vals in history.items()}, seconds,
+                       _dl_params(hp, threads, seed, "adam"), "tensorflow", tf.__version__, "tensorflow",
+                       {"keras_version": _version("keras")})
 
 
 def prepare_flat(x: np.ndarray) -> np.ndarray:
@@ -290,9 +293,7 @@ def train_tensorflow_mlp(data: TrainData, hp: Mapping[str, Any], seed: int, thre
         layers.Dropout(float(hp["dropout"])),
         layers.Dense(data.n_classes, name="logits"),
     ], name="mnist_mlp")
-    history, seconds = _keras_fit(model, data, prepare_flat, hp, tf)
-    return TrainResult(model, history, seconds, _dl_params(hp, threads, seed, "adam"),
-                       "tensorflow", tf.__version__, "tensorflow", {"keras_version": _version("keras")})
+    return _keras_train(model, data, prepare_flat, hp, tf, threads, seed)
 
 
 def train_tensorflow_cnn(data: TrainData, hp: Mapping[str, Any], seed: int, threads: int) -> TrainResult:
@@ -310,9 +311,7 @@ def train_tensorflow_cnn(data: TrainData, hp: Mapping[str, Any], seed: int, thre
         layers.Dropout(float(hp["dropout"])),
         layers.Dense(data.n_classes, name="logits"),
     ], name="mnist_cnn")
-    history, seconds = _keras_fit(model, data, prepare_nhwc, hp, tf)
-    return TrainResult(model, history, seconds, _dl_params(hp, threads, seed, "adam"),
-                       "tensorflow", tf.__version__, "tensorflow", {"keras_version": _version("keras")})
+    return _keras_train(model, data, prepare_nhwc, hp, tf, threads, seed)
 
 
 def _keras_predict(model: Any, x: np.ndarray, prepare: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:

@@ -1,6 +1,7 @@
-"""Per-pipeline settings: names, gates, retries, timeouts and hyper-parameters.
+"""Per-pipeline settings: gates, retries, timeouts and hyper-parameters.
 
-Defaults live in this module. The Ansible role ``training_dags`` may render
+Names and seed floors come from the registry (``mlops_training.registry``,
+``pipelines.json``) and are not settings. Defaults live in this module. The Ansible role ``training_dags`` may render
 ``settings.json`` next to it (or point ``MLOPS_SETTINGS_FILE`` elsewhere) to
 override them. DAG files read these settings at parse time, so loading is one
 small JSON read with no heavy imports; a bad value raises :class:`SettingsError`,
@@ -33,7 +34,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from mlops_training.gates import SEED_FLOORS
+from mlops_training.registry import BY_KEY, KEYS
 
 SETTINGS_FILE_ENV = "MLOPS_SETTINGS_FILE"
 DEFAULT_SETTINGS_FILE = Path(__file__).with_name("settings.json")
@@ -54,6 +55,26 @@ class HP:
 
 # Defaults tuned on the full MNIST with 2 CPU cores (see bench/train_plain.py):
 # each clears its gate with margin and trains in well under two minutes.
+# The TensorFlow and PyTorch twins share architecture and ranges: the comparison is of frameworks.
+_MLP: dict[str, HP] = {
+    "epochs": HP(8, 1, 500),
+    "batch_size": HP(128, 1, 65536),
+    "hidden_units": HP(256, 1, 8192),
+    "dropout": HP(0.2, 0.0, 0.9),
+    "learning_rate": HP(0.001, 1e-6, 1.0),
+    "validation_size": HP(5000, 1, 1_000_000),
+}
+_CNN: dict[str, HP] = {
+    "epochs": HP(4, 1, 500),
+    "batch_size": HP(128, 1, 65536),
+    "conv1_filters": HP(16, 1, 1024),
+    "conv2_filters": HP(32, 1, 1024),
+    "dense_units": HP(128, 1, 8192),
+    "dropout": HP(0.3, 0.0, 0.9),
+    "learning_rate": HP(0.002, 1e-6, 1.0),
+    "validation_size": HP(5000, 1, 1_000_000),
+}
+
 HYPERPARAMETERS: dict[str, dict[str, HP]] = {
     "xgboost": {
         "num_boost_round": HP(60, 1, 5000),
@@ -74,97 +95,28 @@ HYPERPARAMETERS: dict[str, dict[str, HP]] = {
         "feature_fraction": HP(0.5, 0.05, 1.0),
         "validation_size": HP(5000, 1, 1_000_000),
     },
-    "tensorflow_mlp": {
-        "epochs": HP(8, 1, 500),
-        "batch_size": HP(128, 1, 65536),
-        "hidden_units": HP(256, 1, 8192),
-        "dropout": HP(0.2, 0.0, 0.9),
-        "learning_rate": HP(0.001, 1e-6, 1.0),
-        "validation_size": HP(5000, 1, 1_000_000),
-    },
-    "tensorflow_cnn": {
-        "epochs": HP(4, 1, 500),
-        "batch_size": HP(128, 1, 65536),
-        "conv1_filters": HP(16, 1, 1024),
-        "conv2_filters": HP(32, 1, 1024),
-        "dense_units": HP(128, 1, 8192),
-        "dropout": HP(0.3, 0.0, 0.9),
-        "learning_rate": HP(0.002, 1e-6, 1.0),
-        "validation_size": HP(5000, 1, 1_000_000),
-    },
-    "pytorch_mlp": {
-        "epochs": HP(8, 1, 500),
-        "batch_size": HP(128, 1, 65536),
-        "hidden_units": HP(256, 1, 8192),
-        "dropout": HP(0.2, 0.0, 0.9),
-        "learning_rate": HP(0.001, 1e-6, 1.0),
-        "validation_size": HP(5000, 1, 1_000_000),
-    },
-    "pytorch_cnn": {
-        # One epoch and a higher rate more than Keras' twin: PyTorch's default init and
-        # Adam epsilon left it at 0.989 after 4 epochs at 0.002; 5 at 0.003 reach 0.990+.
-        "epochs": HP(5, 1, 500),
-        "batch_size": HP(128, 1, 65536),
-        "conv1_filters": HP(16, 1, 1024),
-        "conv2_filters": HP(32, 1, 1024),
-        "dense_units": HP(128, 1, 8192),
-        "dropout": HP(0.3, 0.0, 0.9),
-        "learning_rate": HP(0.003, 1e-6, 1.0),
-        "validation_size": HP(5000, 1, 1_000_000),
-    },
+    "tensorflow_mlp": _MLP,
+    "tensorflow_cnn": _CNN,
+    "pytorch_mlp": _MLP,
+    # One epoch and a higher rate more than Keras' twin: PyTorch's default init and
+    # Adam epsilon left it at 0.989 after 4 epochs at 0.002; 5 at 0.003 reach 0.990+.
+    "pytorch_cnn": {**_CNN, "epochs": HP(5, 1, 500), "learning_rate": HP(0.003, 1e-6, 1.0)},
 }
-
-
-@dataclass(frozen=True)
-class _Identity:
-    dag_id: str
-    experiment_name: str
-    registered_model_name: str
-    library: str
-    tags: tuple[str, ...]
-
-
-# Names are fixed here (not overridable): the verify playbook and the MLflow
-# history rely on them staying stable across deployments.
-IDENTITIES: dict[str, _Identity] = {
-    "xgboost": _Identity(
-        "xgboost_pipeline", "xgboost_pipeline", "mnist-xgboost", "xgboost",
-        ("mlops", "mnist", "xgboost", "gbm"),
-    ),
-    "lightgbm": _Identity(
-        "lightgbm_pipeline", "lightgbm_pipeline", "mnist-lightgbm", "lightgbm",
-        ("mlops", "mnist", "lightgbm", "gbm"),
-    ),
-    "tensorflow_mlp": _Identity(
-        "tensorflow_mnist_mlp", "tensorflow_mnist_mlp", "mnist-tensorflow-mlp", "tensorflow",
-        ("mlops", "mnist", "tensorflow", "mlp"),
-    ),
-    "tensorflow_cnn": _Identity(
-        "tensorflow_mnist_cnn", "tensorflow_mnist_cnn", "mnist-tensorflow-cnn", "tensorflow",
-        ("mlops", "mnist", "tensorflow", "cnn"),
-    ),
-    "pytorch_mlp": _Identity(
-        "pytorch_mnist_mlp", "pytorch_mnist_mlp", "mnist-pytorch-mlp", "pytorch",
-        ("mlops", "mnist", "pytorch", "mlp"),
-    ),
-    "pytorch_cnn": _Identity(
-        "pytorch_mnist_cnn", "pytorch_mnist_cnn", "mnist-pytorch-cnn", "pytorch",
-        ("mlops", "mnist", "pytorch", "cnn"),
-    ),
-}
-
-PIPELINES: tuple[str, ...] = tuple(IDENTITIES)
 
 # Run-control defaults. The whole DAG takes about two minutes on 2 cores; the
 # timeouts leave room for a loaded host without letting a hung task sit for hours.
 DEFAULT_RETRIES = 1
 DEFAULT_RETRY_DELAY_SECONDS = 30
-DEFAULT_TIMEOUT_MINUTES: dict[str, float] = {
-    "xgboost": 20, "lightgbm": 20,
-    "tensorflow_mlp": 15, "pytorch_mlp": 15,
-    "tensorflow_cnn": 20, "pytorch_cnn": 20,
-}
+DEFAULT_TIMEOUT_MINUTES: dict[str, float] = {"gbm": 20, "mlp": 15, "cnn": 20}  # by family
 DEFAULT_SEED = 42
+
+PIPELINES: tuple[str, ...] = KEYS
+# A pipeline added to the registry without hyper-parameters here would fail at first use;
+# fail at parse time instead, naming both sides.
+if set(HYPERPARAMETERS) != set(KEYS):
+    raise SettingsError(
+        f"HYPERPARAMETERS covers {sorted(HYPERPARAMETERS)} but pipelines.json has {sorted(KEYS)}"
+    )
 
 _PIPELINE_FIELDS = {
     "gate", "retries", "retry_delay_seconds", "execution_timeout_minutes", "hyperparameters",
@@ -236,7 +188,8 @@ def _pipeline(key: str, raw: Any, seed: int, num_threads: int) -> PipelineSettin
     unknown = sorted(set(raw) - _PIPELINE_FIELDS)
     if unknown:
         raise SettingsError(f"pipelines.{key}: unknown field(s) {unknown}; known: {sorted(_PIPELINE_FIELDS)}")
-    floor = SEED_FLOORS[key]
+    ident = BY_KEY[key]
+    floor = ident.seed_gate
     gate = raw.get("gate", floor)
     if not _is_number(gate):
         raise SettingsError(f"pipelines.{key}.gate must be a number, got {gate!r}")
@@ -246,17 +199,16 @@ def _pipeline(key: str, raw: Any, seed: int, num_threads: int) -> PipelineSettin
         )
     if gate >= 1.0:
         raise SettingsError(f"pipelines.{key}.gate must be < 1.0 (accuracy must exceed it), got {gate}")
-    timeout = raw.get("execution_timeout_minutes", DEFAULT_TIMEOUT_MINUTES[key])
+    timeout = raw.get("execution_timeout_minutes", DEFAULT_TIMEOUT_MINUTES[ident.family])
     if not _is_number(timeout) or timeout <= 0:
         raise SettingsError(
             f"pipelines.{key}.execution_timeout_minutes must be a number > 0, got {timeout!r}"
         )
-    ident = IDENTITIES[key]
     return PipelineSettings(
         key=key,
         dag_id=ident.dag_id,
-        experiment_name=ident.experiment_name,
-        registered_model_name=ident.registered_model_name,
+        experiment_name=ident.experiment,
+        registered_model_name=ident.registered_model,
         library=ident.library,
         tags=ident.tags,
         gate=float(gate),
@@ -321,6 +273,6 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> dict[str, Pipel
 
 def get_settings(key: str, path: str | os.PathLike[str] | None = None) -> PipelineSettings:
     """Settings of one pipeline (``xgboost``, ``lightgbm``, ``tensorflow_mlp``, ...)."""
-    if key not in IDENTITIES:
+    if key not in BY_KEY:
         raise SettingsError(f"unknown pipeline {key!r}; known: {list(PIPELINES)}")
     return load_settings(path)[key]

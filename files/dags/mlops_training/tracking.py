@@ -5,7 +5,7 @@ explicit calls keep metric names identical across the six pipelines so they
 can be compared side by side. ``mlflow`` is imported inside functions (the
 dag-processor image need not have it).
 
-Names the verify step can rely on:
+Names the verify step can rely on (constants in ``mlops_training.registry``):
 
 * run metrics ``train_loss``/``train_accuracy``/``val_loss``/``val_accuracy``
   (one value per epoch or boosting round, ``step`` = 1..n), ``train_seconds``,
@@ -32,30 +32,22 @@ from typing import Any
 import numpy as np
 
 from mlops_training.recipes import HISTORY_KEYS, TrainResult
+from mlops_training.registry import (
+    CHAMPION_ALIAS,
+    METRIC_TEST_ACCURACY,
+    METRIC_TRAIN_SECONDS,
+    TAG_ATTEMPT,
+    TAG_CHAMPION,
+    TAG_DAG_RUN_ID,
+    TAG_END_REASON,
+    TAG_PIPELINE,
+    TAG_REGISTERED_MODEL,
+    TAG_REGISTERED_VERSION,
+    VERSION_TAG_PREFIX,
+)
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
-CHAMPION_ALIAS = "champion"
 MODEL_NAME = "model"  # log_model(name=...)
-
-TAG_PIPELINE = "mlops.pipeline"
-TAG_DAG_ID = "mlops.dag_id"
-TAG_DAG_RUN_ID = "mlops.dag_run_id"
-TAG_TRY_NUMBER = "mlops.try_number"
-TAG_DATASET = "mlops.dataset"
-TAG_DATA_SHA256 = "mlops.data_sha256"
-TAG_MODEL_URI = "mlops.model_uri"
-TAG_GATE = "mlops.gate"
-TAG_GATE_PASSED = "mlops.gate_passed"
-TAG_REGISTERED_MODEL = "mlops.registered_model"
-TAG_REGISTERED_VERSION = "mlops.registered_version"
-TAG_CHAMPION = "mlops.champion"
-TAG_END_REASON = "mlops.end_reason"
-TAG_ATTEMPT = "mlops.attempt"  # one value per training_run call
-VERSION_TAG_PREFIX = "mlops.version."
-
-METRIC_TEST_ACCURACY = "test_accuracy"
-METRIC_TRAIN_SECONDS = "train_seconds"
-METRIC_EVALUATE_SECONDS = "evaluate_seconds"
 
 # pip requirements recorded with each model. Passing them explicitly skips
 # MLflow's requirement inference, which reloads the model in a subprocess

@@ -19,13 +19,15 @@ description:
   - Reads only; changes nothing. Fails (naming the URL) when a service does not answer.
 options:
   pipelines:
-    description: Pipeline key → DAG id (which is also the MLflow experiment name).
+    description:
+      - Pipeline key → its entry in the registry (C(mlops_training/pipelines.json)); C(dag_id),
+        C(experiment) and C(seed_gate) are read.
     type: dict
     required: true
   gates:
-    description: Pipeline key → accuracy the model must beat.
+    description: Pipeline key → accuracy the model must beat, where it differs from the entry's C(seed_gate).
     type: dict
-    required: true
+    default: {}
   mlflow_url:
     description: MLflow base URL as seen from the target.
     type: str
@@ -132,11 +134,11 @@ class Reader:
             raise ReadError(f"{method} {url.split('?')[0]} failed: {exc}") from exc
 
 
-def read_pipeline(reader, mlflow, airflow, dag_id):
+def read_pipeline(reader, mlflow, airflow, dag_id, experiment):
     """Everything the two checks of one pipeline need: run, curve steps, champion, TIs."""
     run, steps, champion = None, 0, None
     exp = reader.get(f"{mlflow}/api/2.0/mlflow/experiments/get-by-name?"
-                     + urlencode({"experiment_name": dag_id}))
+                     + urlencode({"experiment_name": experiment}))
     if exp:
         found = reader.post(f"{mlflow}/api/2.0/mlflow/runs/search", {
             "experiment_ids": [exp["experiment"]["experiment_id"]],
@@ -169,7 +171,7 @@ def main():
     module = AnsibleModule(
         argument_spec={
             "pipelines": {"type": "dict", "required": True},
-            "gates": {"type": "dict", "required": True},
+            "gates": {"type": "dict", "default": {}},
             "mlflow_url": {"type": "str", "required": True},
             "airflow_url": {"type": "str", "required": True},
             "airflow_token": {"type": "str", "required": True, "no_log": True},
@@ -179,21 +181,23 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    missing = sorted(set(p["pipelines"]) - set(p["gates"]))
-    if missing:
-        module.fail_json(msg=f"no gate for pipeline(s) {missing}")
+    unknown = sorted(set(p["gates"]) - set(p["pipelines"]))
+    if unknown:
+        module.fail_json(msg=f"gates for unknown pipeline(s) {unknown}")
     reader = Reader(p["timeout"], p["airflow_token"])
     mlflow, airflow = p["mlflow_url"].rstrip("/"), p["airflow_url"].rstrip("/")
     keys = list(p["pipelines"])
     try:
         with ThreadPoolExecutor(max_workers=len(keys) or 1) as pool:
-            reads = list(pool.map(lambda key: read_pipeline(reader, mlflow, airflow, p["pipelines"][key]), keys))
+            reads = list(pool.map(lambda key: read_pipeline(reader, mlflow, airflow, p["pipelines"][key]["dag_id"],
+                                                            p["pipelines"][key]["experiment"]), keys))
     except ReadError as exc:
         module.fail_json(msg=f"Could not read the pipelines' evidence: {exc}")
     checks = []
     for key, (run, steps, champion, tis) in zip(keys, reads):
-        dag_id = p["pipelines"][key]
-        checks.append(model_check(dag_id, p["gates"][key], run, steps, champion))
+        entry = p["pipelines"][key]
+        dag_id, gate = entry["dag_id"], p["gates"].get(key, entry["seed_gate"])
+        checks.append(model_check(dag_id, gate, run, steps, champion))
         checks.append(last_run_check(dag_id, tis, p["execution_timeout_minutes"]))
     module.exit_json(changed=False, checks=checks)
 
