@@ -146,9 +146,11 @@ def acquire(path, owner, check_mode=False, stale_after=10800, this_host=None, no
     """Take the lock. Returns ``{acquired, took_over}``; raises LockHeld."""
     this_host = this_host or socket.gethostname()
     now = time.time() if now is None else now
-    record = dict(owner, created=now)
     directory = os.path.dirname(path) or "."
-    if not os.path.isdir(directory):
+    # A first run that fails its preflight leaves no empty project dir: release removes
+    # the directory it created when nothing else has been put there.
+    record = dict(owner, created=now, created_dir=not os.path.isdir(directory))
+    if record["created_dir"]:
         if check_mode:
             return {"acquired": False, "took_over": None}
         os.makedirs(directory, mode=0o755, exist_ok=True)
@@ -175,11 +177,18 @@ def release(path, owner, check_mode=False):
     if not os.path.isdir(directory):
         return False
     with DirectoryGuard(directory):
-        if not os.path.exists(path) or not same_owner(read_holder(path), owner):
+        holder = read_holder(path) if os.path.exists(path) else None
+        if not same_owner(holder, owner):
             return False
-        if not check_mode:
-            os.unlink(path)
-        return not check_mode
+        if check_mode:
+            return False
+        os.unlink(path)
+    if holder.get("created_dir"):
+        try:
+            os.rmdir(directory)
+        except OSError:
+            pass  # the run filled it: it is the project dir now
+    return True
 
 
 def main():

@@ -67,6 +67,21 @@ def test_acquire_creates_the_lock_holding_the_owner(tmp_path, me):
     assert held["created"] > 0
 
 
+def test_release_removes_the_directory_it_created_only_while_empty(tmp_path, me):
+    path = tmp_path / "new-project" / ".mlops.lock"
+    lock.acquire(str(path), me)
+    assert lock.release(str(path), me) is True
+    assert not path.parent.exists()
+    lock.acquire(str(path), me)
+    (path.parent / "compose").mkdir()  # the run created the project in it
+    lock.release(str(path), me)
+    assert path.parent.is_dir()
+    assert not path.exists()
+    lock.acquire(str(path), me)  # an existing dir is never removed
+    lock.release(str(path), me)
+    assert path.parent.is_dir()
+
+
 def test_second_acquire_is_refused_naming_the_holder(tmp_path, me, alive_other):
     path = str(tmp_path / ".mlops.lock")
     lock.acquire(path, alive_other)
