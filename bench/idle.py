@@ -103,18 +103,18 @@ def probe(container: str) -> tuple[int, str]:
 
 def prove_probes(project: str, wait: float) -> None:
     """Freeze a service's main process (SIGSTOP) and show its probe fails, then thaw it."""
-    for service, pattern in (("airflow-dag-processor", "airflow dag-processor"),
-                             ("airflow-worker", "celery worker")):
+    for service, pattern in (("airflow-dag-processor", "bin/airflow dag-processor"),
+                             ("airflow-worker", "celeryd: ")):
         container = f"{project}-{service}-1"
         rc, text = probe(container)
         print(f"  {service:24s} running : probe rc={rc}  {text}")
-        docker("exec", "-u", "0", container, "pkill", "-STOP", "-f", pattern)
+        docker("exec", container, "pkill", "-STOP", "-f", pattern)
         try:
             time.sleep(wait if service == "airflow-dag-processor" else 1)
             rc, text = probe(container)
             print(f"  {service:24s} frozen  : probe rc={rc}  {text}")
         finally:
-            docker("exec", "-u", "0", container, "pkill", "-CONT", "-f", pattern)
+            docker("exec", container, "pkill", "-CONT", "-f", pattern)
         rc, text = probe(container)
         print(f"  {service:24s} thawed  : probe rc={rc}  {text}")
 
