@@ -19,7 +19,7 @@ MOLECULE_ENV := MLOPS_PROJECT_DIR=/opt/lakehouse-tick-molecule MLOPS_COMPOSE_PRO
 PYTEST_TARGET := /var/cache/lakehouse-tick/pytest-9.2.0
 
 .PHONY: help venv up verify rollback report status lint unit molecule test test-images e2e chromium \
-	bench-converge bench-images bench-dags bench-idle
+	bench-converge bench-images bench-dags bench-idle bench-tune
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'

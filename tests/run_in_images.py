@@ -26,7 +26,7 @@ SUITES = (
     # (container whose image to use, test paths, skips allowed)
     ("airflow-worker", ["tests/training", "tests/dags"], False),
     ("airflow-scheduler", ["tests/dags", "tests/training/test_training_settings.py",
-                           "tests/training/test_training_gates.py"], True),
+                           "tests/training/test_training_gates.py", "tests/training/test_training_tuning.py"], True),
 )
 
 
@@ -42,11 +42,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pytest", required=True, help="directory with pytest installed by pip --target")
     parser.add_argument("--project", default=os.environ.get("MLOPS_COMPOSE_PROJECT", "lakehouse-tick"))
+    # A candidate image (e.g. a worker with one more package) before any stack runs it.
+    parser.add_argument("--worker-image", help="test this image instead of the project's airflow-worker's")
+    parser.add_argument("--control-plane-image", help="test this image instead of the project's airflow-scheduler's")
     args = parser.parse_args()
+    overrides = {"airflow-worker": args.worker_image, "airflow-scheduler": args.control_plane_image}
 
     failed = False
     for service, paths, skips_allowed in SUITES:
-        image = image_of(args.project, service)
+        image = overrides[service] or image_of(args.project, service)
         cmd = ["docker", "run", "--rm", "--network", "none",
                "-v", f"{REPO}:/src:ro", "-v", f"{Path(args.pytest).resolve()}:/opt/pytest:ro",
                "-e", "PYTHONPATH=/opt/pytest", "-e", "PYTHONDONTWRITEBYTECODE=1", "-w", "/src",

@@ -23,11 +23,29 @@ AIRFLOW_SERVICES = ["airflow-init", "airflow-apiserver", "airflow-scheduler", "a
                     "airflow-triggerer", "airflow-worker"]
 
 
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def compose_cli() -> list[str] | None:
+    """`docker compose`, or the venv's standalone Compose v2 (``config`` needs no engine)."""
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True,
+                                                 check=False).returncode == 0:
+        return ["docker", "compose"]
+    standalone = REPO / ".venv" / "bin" / "docker-compose"
+    return [str(standalone)] if standalone.exists() else None
+
+
+def compose_config(path: Path) -> dict:
+    cli = compose_cli()
+    if cli is None:
+        pytest.skip("no docker compose")
+    proc = subprocess.run([*cli, "-f", str(path), "config", "--format", "json"], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def render(work: Path, overrides: dict) -> Path:
+    """Render the role's templates into work/out with its defaults, the test's values and ``overrides``."""
     if not PLAYBOOK.exists():
         pytest.skip("controller venv (.venv) missing")
-    work = tmp_path_factory.mktemp("airflow-render")
     (work / "templates").symlink_to(ROLE / "templates")
     out = work / "out"
     extra = {
@@ -39,6 +57,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "__airflow_worker_cpus": 2.0, "__airflow_host_cpus": 2, "__airflow_worker_memory_bytes": 8589934592,
         "airflow_worker_ml_requirements": ["xgboost-cpu==3.2.0", "torch==2.13.0+cpu", "tensorflow-cpu==2.21.0",
                                            "tabulate==0.9.0"],
+        **overrides,
     }
     templates = {
         "airflow.yml.j2": "airflow.yml",
@@ -61,6 +80,15 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
                           cwd=REPO, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return render(tmp_path_factory.mktemp("airflow-render"), {"airflow_extra_env": EXTRA_ENV})
+
+
+# An extra variable whose value holds '$' the way a password or a template string might.
+EXTRA_ENV = {"MLOPS_TEST_LITERAL": "a$b ${HOME} $$c"}
 
 
 def compose(rendered: Path) -> dict:
@@ -167,11 +195,41 @@ def test_worker_layers_the_big_libraries_first(rendered: Path) -> None:
 
 
 def test_fragment_is_valid_compose(rendered: Path) -> None:
-    if shutil.which("docker") is None:
-        pytest.skip("no docker CLI")
-    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
-    if probe.returncode != 0:
-        pytest.skip("no docker compose plugin")
-    proc = subprocess.run(["docker", "compose", "-f", str(rendered / "airflow.yml"), "config", "-q"],
-                          capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, proc.stderr
+    assert set(compose_config(rendered / "airflow.yml")["services"]) == {"airflow-db", "airflow-redis",
+                                                                        *AIRFLOW_SERVICES}
+
+
+def test_extra_env_reaches_every_airflow_service_literally(rendered: Path) -> None:
+    """A '$' is doubled in the file, so compose passes the value as written (no interpolation)."""
+    services = compose(rendered)["services"]
+    for name in AIRFLOW_SERVICES:
+        assert services[name]["environment"]["MLOPS_TEST_LITERAL"] == "a$$b $${HOME} $$$$c", name
+    # `config` writes a literal '$' back as '$$' (so its output loads again): the value
+    # came through as written, nothing was interpolated (${HOME} would read /root).
+    env = compose_config(rendered / "airflow.yml")["services"]["airflow-worker"]["environment"]
+    assert env["MLOPS_TEST_LITERAL"] == EXTRA_ENV["MLOPS_TEST_LITERAL"].replace("$", "$$")
+
+
+def test_reserved_env_keys_are_the_ones_the_fragment_sets(rendered: Path) -> None:
+    """airflow_extra_env may not repeat a key the fragment sets (a key twice breaks the mapping);
+    preflight refuses exactly the keys the template writes."""
+    services = compose(rendered)["services"]
+    written = set().union(*(services[name]["environment"] for name in AIRFLOW_SERVICES)) - set(EXTRA_ENV)
+    reserved = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())["__airflow_env_keys"]
+    assert written == set(reserved)
+
+
+def test_git_python_refresh_reaches_every_process_that_runs_tasks(rendered: Path) -> None:
+    """The worker runs task processes as its children (they inherit its environment); the
+    others import MLflow too (dag-processor parsing, api-server serving logs)."""
+    services = compose(rendered)["services"]
+    for name in AIRFLOW_SERVICES:
+        assert services[name]["environment"]["GIT_PYTHON_REFRESH"] == "quiet", name
+
+
+def test_an_ipv6_bind_address_is_bracketed(tmp_path: Path) -> None:
+    out = render(tmp_path, {"airflow_bind_address": "::1"})
+    services = compose(out)["services"]
+    assert services["airflow-apiserver"]["ports"] == ["[::1]:8082:8080"]
+    [port] = compose_config(out / "airflow.yml")["services"]["airflow-apiserver"]["ports"]
+    assert (port["host_ip"], port["published"], port["target"]) == ("::1", "8082", 8080)

@@ -54,6 +54,10 @@ def write(root: Path, rel: str, content: str, mode: int = 0o644) -> None:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
+    return make_project(tmp_path)
+
+
+def make_project(tmp_path: Path) -> Path:
     """State A of a project: what the roles write, plus what a snapshot must leave out."""
     root = tmp_path / "project"
     write(root, "docker-compose-mlops.yml", "include:\n  - compose/airflow.yml\n  - compose/mlflow.yml\n")
@@ -81,6 +85,7 @@ def config(root: Path, **changes: object) -> dict:
         "exclude": ["wheelhouse*", "*.whl", "__pycache__", "*.pyc", ".git"], "max_file_size": 10485760,
         "reason": "post-converge", "keep": 10, "verified_reason": "post-converge", "compose_project": "lt-test",
         "restore_to": "", "require_files": [], "refuse_downgrade_labels": ["org.apache.airflow.version"],
+        "databases": [], "restore_databases": "auto", "upcoming_versions": {},
     }
     cfg.update(changes)
     return cfg
@@ -113,7 +118,7 @@ def tree(root: Path) -> dict:
 
 
 def change_to_b(root: Path) -> None:
-    """The seed plan's change: requirements, worker resources, a new DAG release."""
+    """The execution plan's change: requirements, worker resources, a new DAG release."""
     write(root, "requirements-airflow.txt", "apache-airflow==3.3.2\nxgboost-cpu==3.2.0\n")
     write(root, "compose/airflow.yml", "services:\n  airflow-worker: {image: 'lt-test/label:a', cpus: 6}\n")
     write(root, "dag-releases/r2/lightgbm_pipeline_dag.py", '"""LightGBM pipeline."""\n')

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 # NumPy too: the control-plane image does not have it, and parsing does not need it.
-BLOCKED = ("tensorflow", "torch", "xgboost", "lightgbm", "keras", "mlflow", "sklearn", "pandas", "numpy")
+BLOCKED = ("tensorflow", "torch", "xgboost", "lightgbm", "keras", "mlflow", "sklearn", "pandas", "numpy", "optuna")
 
 
 class Blocker(importlib.abc.MetaPathFinder):
@@ -39,7 +39,7 @@ def main() -> None:
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(dags_dir))
-    # The seed plan's syntax check: `python <dag file>` must run cleanly too.
+    # The execution plan's syntax check: `python <dag file>` must run cleanly too.
     script_errors = {}
     for path in sorted(dags_dir.glob("*_dag.py")):
         try:

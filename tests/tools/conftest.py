@@ -50,6 +50,18 @@ SEED_SPEC = [
     {"pipeline": "pytorch_mlp", "accuracy": 0.9744, "train_seconds": 30.5, "steps": 5, "gate": 0.95},
     {"pipeline": "pytorch_mlp", "accuracy": 0.9755, "train_seconds": 31.0, "steps": 5, "gate": 0.95,
      "evaluate": False},
+    # A tuning study of the PyTorch MLP (its own experiment): two trials, one pruned, one killed.
+    {"kind": "study", "pipeline": "pytorch_mlp", "space": ["learning_rate", "hidden_units"],
+     "trials": [
+         {"state": "COMPLETE", "params": {"learning_rate": 0.001, "hidden_units": 256}, "curve": [0.95, 0.9731],
+          "seconds": 21.5},
+         {"state": "PRUNED", "params": {"learning_rate": 0.0003, "hidden_units": 128}, "curve": [0.91], "seconds": 8.25},
+         {"state": "COMPLETE", "params": {"learning_rate": 0.002, "hidden_units": 512}, "curve": [0.96, 0.9768],
+          "seconds": 24.0},
+         {"state": "KILLED", "params": {"learning_rate": 0.0011, "hidden_units": 320}},
+     ],
+     "best_trial": 2, "best_val_accuracy": 0.9768, "test_accuracy": 0.9771, "trials_per_minute": 3.5,
+     "decision": "promoted", "reason": "beats champion v1 (0.9771 > 0.9744)"},
 ]
 
 

@@ -80,12 +80,51 @@ def wait_for(uri: str, seconds: float = 300) -> None:
         time.sleep(0.5)
 
 
+def seed_study(item: dict, offset: int) -> dict:
+    """A tuning study as mlops_training.study logs it: a parent run, trial runs beneath it (a
+    killed one left KILLED with params only), the study's figures and the champion decision."""
+    key = item["pipeline"]
+    client = MlflowClient()
+    experiment_id = tracking.ensure_experiment(registry.BY_KEY[key].tuning_experiment)
+    parent = tracking.create_run(experiment_id, f"study-seed{offset}", {
+        registry.TAG_PIPELINE: key, registry.TAG_STUDY_ROLE: "study", registry.TAG_DAG_RUN_ID: f"manual__study{offset}",
+    }, {"n_trials": len(item["trials"]), **{f"space.{name}": json.dumps({"low": 0, "high": 1}) for name in item["space"]}})
+    trials = []
+    for number, trial in enumerate(item["trials"]):
+        tags = {registry.TAG_PIPELINE: key, registry.TAG_STUDY_ROLE: "trial", registry.TAG_STUDY: parent,
+                registry.TAG_TRIAL: str(number), registry.TAG_PARENT_RUN_ID: parent}
+        if trial["state"] == "KILLED":
+            run_id = client.create_run(experiment_id, run_name=f"trial-{number}", tags=tags).info.run_id
+            tracking.set_run_params(run_id, trial["params"])
+            client.set_terminated(run_id, "KILLED")
+        else:
+            with tracking.training_run(experiment_id, f"trial-{number}", tags) as run_id:
+                tracking.set_run_params(run_id, trial["params"])
+                steps = tracking.StepLogger(run_id)
+                for step, value in enumerate(trial["curve"], start=1):
+                    steps.log(step, {"val_accuracy": value})
+                steps.flush()
+                tracking.record_evaluation(run_id, {registry.METRIC_TRIAL_SECONDS: trial["seconds"]},
+                                           {registry.TAG_TRIAL_STATE: trial["state"]})
+        trials.append({**trial, "number": number, "run_id": run_id})
+    tracking.record_evaluation(parent, {
+        "best_val_accuracy": item["best_val_accuracy"], registry.METRIC_TEST_ACCURACY: item["test_accuracy"],
+        registry.METRIC_TRIALS_PER_MINUTE: item["trials_per_minute"],
+    }, {registry.TAG_BEST_TRIAL: str(item["best_trial"]), registry.TAG_CHAMPION_DECISION: item["decision"],
+        registry.TAG_CHAMPION_REASON: item["reason"], "mlops.trials_overlapped": "true"})
+    client.set_terminated(parent, "FINISHED")
+    return {**item, "status": "STUDY", "parent_run_id": parent, "trials": trials, "registered_version": None}
+
+
 def main(uri: str, spec_path: str, out_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
     wait_for(uri)
     tracking.configure(uri)
     done = []
     for offset, item in enumerate(spec):
+        if item.get("kind") == "study":
+            done.append(seed_study(item, offset))
+            continue
         key = item["pipeline"]
         ident = registry.BY_KEY[key]
         experiment_id = tracking.ensure_experiment(ident.experiment)

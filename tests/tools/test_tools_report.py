@@ -390,7 +390,7 @@ LIVE_LIKE = {"xgboost": (0.976, 39.85, 0.85), "lightgbm": (0.9791, 56.9, 0.87),
              "tensorflow_mlp": (0.9805, 20.05, 0.95), "tensorflow_cnn": (0.9906, 35.88, 0.98),
              "pytorch_mlp": (0.9788, 15.07, 0.95), "pytorch_cnn": (0.9905, 52.13, 0.98)}
 # All six points within 2.5 s and 0.0015 of each other: labels need leader lines.
-CROWDED = {key: (0.98 + i * 0.0003, 20 + i * 0.5, P.BY_KEY[key].seed_gate) for i, key in enumerate(P.BY_KEY)}
+CROWDED = {key: (0.98 + i * 0.0003, 20 + i * 0.5, P.BY_KEY[key].plan_gate) for i, key in enumerate(P.BY_KEY)}
 
 
 def synthetic(values: dict[str, tuple[float, float, float]]) -> dict[str, dict]:
@@ -477,7 +477,7 @@ def test_the_tools_read_the_pipeline_registry_with_only_tools_on_the_path(tmp_pa
     registry must still load, from the repository, without the training package's heavy parts."""
     code = ("import json, sys\n"
             "from mlops_tools import pipelines as P\n"
-            "print(json.dumps({'rows': [[p.key, p.dag_id, p.experiment, p.registered_model, p.label, p.seed_gate,"
+            "print(json.dumps({'rows': [[p.key, p.dag_id, p.experiment, p.registered_model, p.label, p.plan_gate,"
             " p.step_unit] for p in P.PIPELINES], 'gate_tag': P.TAG_GATE_PASSED, 'curves': list(P.CURVE_METRICS),"
             " 'loaded': sorted(m for m in sys.modules if m.split('.')[0] in ('mlops_training', 'numpy', 'mlflow'))}))")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(REPO / "tools")}
@@ -548,3 +548,31 @@ def test_unreachable_mlflow_exits_2(tmp_path, capsys):
     assert code == 2
     assert "MLflow unreachable" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+@needs_server
+def test_tuning_studies_are_shown_beside_the_training_runs(built, seeded):
+    study = next(r for r in seeded if r.get("kind") == "study")
+    got = built["json"]["studies"]
+    assert sorted(got) == sorted(P.BY_KEY)
+    entry = got["pytorch_mlp"]
+    assert entry["error"] is None and entry["run_id"] == study["parent_run_id"]
+    assert entry["experiment"] == "pytorch_mnist_mlp_tuning" and entry["status"] == "FINISHED"
+    assert entry["searched"] == ["hidden_units", "learning_rate"] and entry["n_trials"] == 4
+    assert entry["states"] == {"COMPLETE": 2, "KILLED": 1, "PRUNED": 1}
+    assert [(t["number"], t["state"], t["val_accuracy"]) for t in entry["trials"]] == [
+        (0, "COMPLETE", 0.9731), (1, "PRUNED", 0.91), (2, "COMPLETE", 0.9768), (3, "KILLED", None)]
+    assert entry["trials"][2]["params"] == {"hidden_units": "512", "learning_rate": "0.002"}
+    assert (entry["best_trial"], entry["best_val_accuracy"], entry["test_accuracy"]) == (2, 0.9768, 0.9771)
+    assert (entry["decision"], entry["reason"]) == (study["decision"], study["reason"])
+    assert entry["trials_per_minute"] == 3.5 and entry["overlapped"] == "true"
+    assert got["lightgbm"]["error"] == "no study yet (DAG lightgbm_pipeline_tuning)"
+    # The training table still shows training runs only: the study's trials are elsewhere.
+    assert built["json"]["pipelines"]["pytorch_mlp"]["run_id"] == latest(seeded, "pytorch_mlp")["run_id"]
+    cells = Cells()
+    cells.feed(built["html"])
+    row = cells.rows["study-pytorch_mlp"]
+    assert row[4][0] == "4 (2 complete, 1 killed, 1 pruned)"
+    assert (row[5][1], row[6][1], row[7][1]) == (repr(0.9768), repr(0.9771), repr(3.5))
+    assert row[9][0] == f"promoted: {study['reason']}"
+    assert "no study yet" in cells.rows["study-lightgbm"][2][0]

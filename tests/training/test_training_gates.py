@@ -6,8 +6,8 @@ import pytest
 from mlops_training import gates, registry
 
 
-def test_seed_floors_are_the_seed_plans() -> None:
-    assert {key: p.seed_gate for key, p in registry.BY_KEY.items()} == {
+def test_plan_floors_are_the_execution_plans() -> None:
+    assert {key: p.plan_gate for key, p in registry.BY_KEY.items()} == {
         "xgboost": 0.85, "lightgbm": 0.87,
         "tensorflow_mlp": 0.95, "pytorch_mlp": 0.95,
         "tensorflow_cnn": 0.98, "pytorch_cnn": 0.98,
@@ -26,7 +26,7 @@ def test_accuracy_below_gate_is_rejected_with_figures_in_message() -> None:
 
 
 def test_accuracy_equal_to_gate_is_rejected() -> None:
-    # The seed plan says "> 0.87": equality does not clear the gate.
+    # The execution plan says "> 0.87": equality does not clear the gate.
     assert not gates.passes(0.87, 0.87)
     with pytest.raises(gates.GateError):
         gates.check("lightgbm", 0.87, 0.87)

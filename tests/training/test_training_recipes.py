@@ -114,3 +114,23 @@ def test_gbm_recipes_train_on_a_table(synthetic_mnist) -> None:
 def test_unknown_recipe_is_rejected() -> None:
     with pytest.raises(KeyError, match="unknown recipe 'sklearn'"):
         recipes.get_recipe("sklearn")
+
+
+@pytest.mark.parametrize("key", settings.PIPELINES)
+def test_a_step_hook_sees_each_step_and_can_stop_training(key: str, small) -> None:
+    """The tuning trials' pruner: called after every epoch/round with that step's curves; True stops."""
+    _require(key)
+    train_data, x_test, _ = small
+    seen: list[tuple[int, dict[str, float]]] = []
+
+    def hook(step: int, metrics: dict[str, float]) -> bool:
+        seen.append((step, dict(metrics)))
+        return step == 2
+
+    result = recipes.get_recipe(key).train(train_data, _hp(key), 42, 2, on_step=hook)
+    assert [step for step, _ in seen] == [1, 2]  # stopped after the second of 3+ steps
+    assert all(sorted(metrics) == sorted(recipes.HISTORY_KEYS) for _, metrics in seen)
+    assert all(len(values) == 2 for values in result.history.values()), result.history
+    # What the hook saw is what the history holds: the curves logged live match the result.
+    assert [metrics["val_accuracy"] for _, metrics in seen] == pytest.approx(result.history["val_accuracy"])
+    assert recipes.get_recipe(key).predict(result.model, x_test[:5]).shape == (5,)

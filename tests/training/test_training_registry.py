@@ -10,7 +10,7 @@ import pytest
 from mlops_training import registry, settings
 from mlops_training.registry import RegistryError, load, parse
 
-# The seed plan's names, written out here on purpose: a change to the registry must
+# The execution plan's names, written out here on purpose: a change to the registry must
 # change this table too.
 EXPECTED = {
     "xgboost": ("xgboost_pipeline", "mnist-xgboost", "xgboost", "gbm", "XGBoost", 0.85),
@@ -25,21 +25,30 @@ DAGS_DIR = Path(__file__).resolve().parents[2] / "files" / "dags"
 
 def _entry(**change: Any) -> dict[str, Any]:
     return {"dag_id": "a_pipeline", "experiment": "a_pipeline", "registered_model": "mnist-a", "library": "xgboost",
-            "family": "gbm", "label": "A", "seed_gate": 0.5} | change
+            "family": "gbm", "label": "A", "plan_gate": 0.5} | change
 
 
 def test_the_registry_holds_the_six_pipelines_in_order() -> None:
     assert registry.KEYS == tuple(EXPECTED)
     for key, p in registry.BY_KEY.items():
-        assert (p.dag_id, p.registered_model, p.library, p.family, p.label, p.seed_gate) == EXPECTED[key]
+        assert (p.dag_id, p.registered_model, p.library, p.family, p.label, p.plan_gate) == EXPECTED[key]
         # The verify playbook finds each pipeline's runs in the experiment named like its DAG.
         assert p.experiment == p.dag_id
         assert p.tags == ("mlops", "mnist", p.library, p.family)
     assert registry.DAG_IDS == tuple(e[0] for e in EXPECTED.values())
 
 
-def test_each_pipeline_has_its_dag_file_and_nothing_else_is_one() -> None:
-    assert sorted(f.name for f in DAGS_DIR.glob("*_dag.py")) == sorted(f"{p.dag_id}_dag.py" for p in registry.PIPELINES)
+def test_each_pipeline_has_its_dag_files_and_nothing_else_is_one() -> None:
+    expected = [f"{p.dag_id}_dag.py" for p in registry.PIPELINES] + [f"{p.tuning_dag_id}_dag.py" for p in registry.PIPELINES]
+    assert sorted(f.name for f in DAGS_DIR.glob("*_dag.py")) == sorted(expected)
+
+
+def test_tuning_names_follow_the_training_names() -> None:
+    for p in registry.PIPELINES:
+        assert p.tuning_dag_id == f"{p.dag_id}_tuning" and p.tuning_experiment == f"{p.experiment}_tuning"
+    assert registry.TUNING_DAG_IDS == tuple(f"{d}_tuning" for d in registry.DAG_IDS)
+    # Apart from the training experiments and DAG ids, so the stale-run sweep and the report never mix them.
+    assert not set(registry.TUNING_DAG_IDS) & set(registry.DAG_IDS)
 
 
 def test_family_decides_tables_and_curve_steps() -> None:
@@ -65,9 +74,9 @@ def test_the_file_is_what_the_role_reads() -> None:
     (_entry(dag_id=""), r"a\.dag_id must be a non-empty string"),
     (_entry(library=3), r"a\.library must be a non-empty string, got 3"),
     (_entry(family="rnn"), r"a\.family must be one of \['cnn', 'gbm', 'mlp'\], got 'rnn'"),
-    (_entry(seed_gate=1.0), r"a\.seed_gate must be a number in \[0, 1\), got 1\.0"),
-    (_entry(seed_gate="0.9"), r"a\.seed_gate must be a number in \[0, 1\), got '0\.9'"),
-    (_entry(seed_gate=True), r"a\.seed_gate must be a number in \[0, 1\), got True"),
+    (_entry(plan_gate=1.0), r"a\.plan_gate must be a number in \[0, 1\), got 1\.0"),
+    (_entry(plan_gate="0.9"), r"a\.plan_gate must be a number in \[0, 1\), got '0\.9'"),
+    (_entry(plan_gate=True), r"a\.plan_gate must be a number in \[0, 1\), got True"),
 ])
 def test_a_bad_entry_is_rejected_naming_it(entry: Any, says: str) -> None:
     with pytest.raises(RegistryError, match=says):

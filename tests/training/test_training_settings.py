@@ -22,13 +22,13 @@ def _write(tmp_path: Path, document: Any) -> Path:
     return path
 
 
-def test_defaults_cover_six_pipelines_with_seed_floor_gates() -> None:
+def test_defaults_cover_six_pipelines_with_plan_floor_gates() -> None:
     all_settings = parse_settings({})
     assert list(all_settings) == [
         "xgboost", "lightgbm", "tensorflow_mlp", "tensorflow_cnn", "pytorch_mlp", "pytorch_cnn",
     ]
     for key, cfg in all_settings.items():
-        assert cfg.gate == cfg.seed_floor == registry.BY_KEY[key].seed_gate
+        assert cfg.gate == cfg.plan_floor == registry.BY_KEY[key].plan_gate
         assert cfg.retries >= 1
         assert cfg.execution_timeout_minutes > 0
         assert cfg.hyperparameters == {k: hp.default for k, hp in settings.HYPERPARAMETERS[key].items()}
@@ -89,8 +89,8 @@ def test_errors_from_a_file_name_the_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("document", "message"), [
     # gates: only raised, never lowered, and reachable
-    ({"pipelines": {"xgboost": {"gate": 0.84}}}, r"gate 0\.84 is below the seed floor 0\.85"),
-    ({"pipelines": {"pytorch_cnn": {"gate": 0.97}}}, r"below the seed floor 0\.98"),
+    ({"pipelines": {"xgboost": {"gate": 0.84}}}, r"gate 0\.84 is below the plan's floor 0\.85"),
+    ({"pipelines": {"pytorch_cnn": {"gate": 0.97}}}, r"below the plan's floor 0\.98"),
     ({"pipelines": {"lightgbm": {"gate": 1.0}}}, r"gate must be < 1\.0"),
     ({"pipelines": {"lightgbm": {"gate": "0.9"}}}, r"gate must be a number"),
     ({"pipelines": {"lightgbm": {"gate": True}}}, r"gate must be a number"),

@@ -85,6 +85,12 @@ class AirflowClient:
     def get(self, path: str, **params: Any) -> dict[str, Any]:
         return self._call("GET", path, params=params)
 
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", path, json=body)
+
+    def patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("PATCH", path, json=body)
+
     def _call(self, method: str, path: str, auth: bool = True, **kwargs: Any) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.token()}"} if auth else {}
         timeout = self.timeout

@@ -24,8 +24,13 @@ from mlops_training.registry import (
     METRIC_EVALUATE_SECONDS,
     METRIC_TEST_ACCURACY,
     METRIC_TRAIN_SECONDS,
+    METRIC_TRIAL_SECONDS,
+    METRIC_TRIALS_PER_MINUTE,
     PIPELINES,
+    TAG_BEST_TRIAL,
     TAG_CHAMPION,
+    TAG_CHAMPION_DECISION,
+    TAG_CHAMPION_REASON,
     TAG_DAG_RUN_ID,
     TAG_DATASET,
     TAG_GATE,
@@ -33,18 +38,24 @@ from mlops_training.registry import (
     TAG_MODEL_URI,
     TAG_PIPELINE,
     TAG_REGISTERED_VERSION,
+    TAG_STUDY,
+    TAG_STUDY_ROLE,
+    TAG_TRIAL,
+    TAG_TRIAL_STATE,
     VERSION_TAG_PREFIX,
     Pipeline,
 )
 
 __all__ = [
     "BY_KEY", "CHAMPION_ALIAS", "COMPARISONS", "CURVE_METRICS", "DAG_IDS", "METRIC_EVALUATE_SECONDS",
-    "METRIC_TEST_ACCURACY", "METRIC_TRAIN_SECONDS", "PIPELINES", "TAG_CHAMPION", "TAG_DAG_RUN_ID",
-    "TAG_DATASET", "TAG_GATE", "TAG_GATE_PASSED", "TAG_MODEL_URI", "TAG_PIPELINE",
-    "TAG_REGISTERED_VERSION", "VERSION_TAG_PREFIX", "Pipeline",
+    "METRIC_TEST_ACCURACY", "METRIC_TRAIN_SECONDS", "METRIC_TRIALS_PER_MINUTE", "METRIC_TRIAL_SECONDS",
+    "PIPELINES", "TAG_BEST_TRIAL", "TAG_CHAMPION", "TAG_CHAMPION_DECISION", "TAG_CHAMPION_REASON",
+    "TAG_DAG_RUN_ID", "TAG_DATASET", "TAG_GATE", "TAG_GATE_PASSED", "TAG_MODEL_URI", "TAG_PIPELINE",
+    "TAG_REGISTERED_VERSION", "TAG_STUDY", "TAG_STUDY_ROLE", "TAG_TRIAL", "TAG_TRIAL_STATE",
+    "VERSION_TAG_PREFIX", "Pipeline",
 ]
 
-# The seed plan's comparisons (phase 6): (title, left, right, what differs).
+# The execution plan's comparisons (phase 6): (title, left, right, what differs).
 COMPARISONS: tuple[tuple[str, str, str, str], ...] = (
     ("XGBoost vs LightGBM", "xgboost", "lightgbm", "library"),
     ("MLP vs CNN (TensorFlow)", "tensorflow_mlp", "tensorflow_cnn", "architecture"),

@@ -121,6 +121,32 @@ def _runtime(report: dict[str, Any]) -> str:
     )
 
 
+def _studies(report: dict[str, Any]) -> str:
+    head = ("<tr><th>pipeline</th><th>tuning DAG</th><th>study run</th><th>status</th><th>trial runs</th>"
+            "<th>best val accuracy</th><th>best's test accuracy</th><th>trials / min</th><th>in parallel</th>"
+            "<th>champion decision</th></tr>")
+    rows = []
+    for key, s in report.get("studies", {}).items():
+        label = escape(s["label"])
+        if s.get("error"):
+            rows.append(f'<tr id="study-{key}"><td>{label}</td><td><code>{escape(s["dag_id"])}</code></td>'
+                        f'<td colspan="8" class="missing">{escape(s["error"])}</td></tr>')
+            continue
+        states = ", ".join(f"{n} {escape(state.lower())}" for state, n in s["states"].items())
+        decision = escape(s.get("decision") or "–") + (f": {escape(s['reason'])}" if s.get("reason") else "")
+        rows.append(
+            f'<tr id="study-{key}"><td>{label}</td><td><code>{escape(s["dag_id"])}</code></td>'
+            f"<td>{_run_link(report, s)}</td><td>{escape(str(s.get('status')))}</td>"
+            f'<td data-value="{s["trial_runs"]}">{s["trial_runs"]} ({states})</td>'
+            f'{_num(s.get("best_val_accuracy"), ".4f")}{_num(s.get("test_accuracy"), ".4f")}'
+            f'{_num(s.get("trials_per_minute"), ".2f")}<td>{escape(str(s.get("overlapped") or "–"))}</td>'
+            f"<td>{decision}</td></tr>"
+        )
+    return (f'<table id="studies">{head}{"".join(rows)}</table><p class="meta">Each study is a parent run in '
+            "<code>&lt;experiment&gt;_tuning</code> with one child run per trial; its summary plot and trial table "
+            "are the parent run's artifacts <code>study/summary.svg</code> and <code>study/trials.json</code>.</p>")
+
+
 def _details(report: dict[str, Any]) -> str:
     parts = []
     for e in report["pipelines"].values():
@@ -178,6 +204,8 @@ def render_html(report: dict[str, Any], folder: Path | None = None) -> str:
 <h2>Learning curves</h2>
 {_img(folder, images.get('val_accuracy_overview'), 'validation accuracy of all pipelines')}
 {curves}
+<h2>Tuning studies</h2>
+{_studies(report)}
 <h2>Run details</h2>
 {_details(report)}
 </body></html>

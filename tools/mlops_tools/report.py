@@ -113,6 +113,8 @@ def collect_pipeline(base_url: str, pipeline: P.Pipeline, select: str = "latest"
             entry["error"] = "no FINISHED run with test_accuracy" + (f" on dataset {dataset!r}" if dataset else "")
             return entry
     info, data = run["info"], run.get("data", {})
+    # A champion from a tuning study lives in the tuning experiment: link the run where it is.
+    entry["experiment_id"] = info.get("experiment_id", entry["experiment_id"])
     tags, params, metrics = kv(data.get("tags")), kv(data.get("params")), latest_metrics(run)
     gate = _float_or_none(tags.get(P.TAG_GATE))
     accuracy = metrics.get(P.METRIC_TEST_ACCURACY)
@@ -124,8 +126,8 @@ def collect_pipeline(base_url: str, pipeline: P.Pipeline, select: str = "latest"
         "test_accuracy": accuracy,
         "train_seconds": metrics.get(P.METRIC_TRAIN_SECONDS),
         "evaluate_seconds": metrics.get(P.METRIC_EVALUATE_SECONDS),
-        "gate": gate if gate is not None else pipeline.seed_gate,
-        "gate_source": "run tag mlops.gate" if gate is not None else "seed floor (run has no mlops.gate tag)",
+        "gate": gate if gate is not None else pipeline.plan_gate,
+        "gate_source": "run tag mlops.gate" if gate is not None else "plan floor (run has no mlops.gate tag)",
         "steps_param": _int_or_none(params.get(pipeline.steps_param)),
         "registered_version": _int_or_none(tags.get(P.TAG_REGISTERED_VERSION)),
         "champion_tag": tags.get(P.TAG_CHAMPION),
@@ -164,8 +166,57 @@ def collect_pipeline(base_url: str, pipeline: P.Pipeline, select: str = "latest"
     return entry
 
 
+def collect_study(base_url: str, pipeline: P.Pipeline, timeout: float = 15.0) -> dict[str, Any]:
+    """The pipeline's newest tuning study (parent run and its trial runs); ``error`` when there is none."""
+    client = MlflowClient(base_url, timeout=timeout)
+    entry: dict[str, Any] = {"pipeline": pipeline.key, "label": pipeline.label, "dag_id": pipeline.tuning_dag_id,
+                             "experiment": pipeline.tuning_experiment, "error": None}
+    experiment = client.experiment_by_name(pipeline.tuning_experiment)
+    runs = [] if experiment is None else client.search_runs(
+        [experiment["experiment_id"]], f"tags.`{P.TAG_STUDY_ROLE}` = 'study'",
+        order_by=["attributes.start_time DESC"], max_results=1, limit=1)
+    if not runs:
+        entry["error"] = f"no study yet (DAG {pipeline.tuning_dag_id})"
+        return entry
+    parent = runs[0]
+    info, data = parent["info"], parent.get("data", {})
+    tags, params, metrics = kv(data.get("tags")), kv(data.get("params")), latest_metrics(parent)
+    searched = sorted(name[len("space."):] for name in params if name.startswith("space."))
+    children = client.search_runs([experiment["experiment_id"]], f"tags.`{P.TAG_STUDY}` = '{info['run_id']}'",
+                                  order_by=["attributes.start_time ASC"], max_results=1000)
+    trials = []
+    for run in children:
+        c_tags, c_params, c_metrics = kv(run["data"].get("tags")), kv(run["data"].get("params")), latest_metrics(run)
+        status = run["info"].get("status")
+        trials.append({
+            "number": _int_or_none(c_tags.get(P.TAG_TRIAL)), "run_id": run["info"]["run_id"], "status": status,
+            "state": c_tags.get(P.TAG_TRIAL_STATE) if status == "FINISHED" else status,
+            "val_accuracy": c_metrics.get("val_accuracy"), "trial_seconds": c_metrics.get(P.METRIC_TRIAL_SECONDS),
+            "start_time": _int_or_none(run["info"].get("start_time")),
+            "end_time": _int_or_none(run["info"].get("end_time")),
+            "params": {name: c_params.get(name) for name in searched},
+        })
+    entry.update({
+        "run_id": info["run_id"], "experiment_id": experiment["experiment_id"], "status": info.get("status"),
+        "start_time": _int_or_none(info.get("start_time")), "end_time": _int_or_none(info.get("end_time")),
+        "dag_run_id": tags.get(P.TAG_DAG_RUN_ID), "searched": searched,
+        "n_trials": _int_or_none(params.get("n_trials")), "trial_runs": len(trials),
+        "states": {state: sum(1 for t in trials if t["state"] == state)
+                   for state in sorted({str(t["state"]) for t in trials})},
+        "best_trial": _int_or_none(tags.get(P.TAG_BEST_TRIAL)),
+        "best_val_accuracy": metrics.get("best_val_accuracy"),
+        "test_accuracy": metrics.get(P.METRIC_TEST_ACCURACY),
+        "trials_per_minute": metrics.get(P.METRIC_TRIALS_PER_MINUTE),
+        "overlapped": tags.get("mlops.trials_overlapped"),
+        "decision": tags.get(P.TAG_CHAMPION_DECISION), "reason": tags.get(P.TAG_CHAMPION_REASON),
+        "registered_version": _int_or_none(tags.get(P.TAG_REGISTERED_VERSION)),
+        "trials": trials,
+    })
+    return entry
+
+
 def compare(entries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """The seed plan's comparisons with their numbers and one sentence each."""
+    """The execution plan's comparisons with their numbers and one sentence each."""
     out = []
     for title, left, right, aspect in P.COMPARISONS:
         a, b = entries.get(left, {}), entries.get(right, {})
@@ -234,6 +285,14 @@ def collect(base_url: str, select: str = "latest", dataset: str | None = "mnist"
     with ThreadPoolExecutor(max_workers=len(P.PIPELINES)) as pool:
         futures = {p.key: pool.submit(collect_pipeline, base_url, p, select, dataset, timeout)
                    for p in P.PIPELINES}
+        study_futures = {p.key: pool.submit(collect_study, base_url, p, timeout) for p in P.PIPELINES}
+    studies: dict[str, dict[str, Any]] = {}
+    for key, future in study_futures.items():
+        try:
+            studies[key] = future.result()
+        except MlflowApiError as exc:
+            studies[key] = {"pipeline": key, "label": P.BY_KEY[key].label, "dag_id": P.BY_KEY[key].tuning_dag_id,
+                            "experiment": P.BY_KEY[key].tuning_experiment, "error": str(exc)}
     entries: dict[str, dict[str, Any]] = {}
     for key, future in futures.items():
         try:
@@ -248,6 +307,7 @@ def collect(base_url: str, select: str = "latest", dataset: str | None = "mnist"
         "mlflow_url": base_url, "mlflow_version": probe.version(),
         "selection": select, "selection_rule": SELECTIONS[select], "dataset": dataset,
         "pipelines": entries,
+        "studies": studies,
         "comparisons": compare(entries),
         "runtime": runtime_analysis(entries),
         "summary": {
@@ -361,6 +421,14 @@ def _summary_lines(report: dict[str, Any], folder: Path) -> list[str]:
         )
     for c in report["comparisons"]:
         lines.append(f"{c['title']}: {c['sentence']}")
+    studies = [s for s in report.get("studies", {}).values() if not s.get("error")]
+    lines.append(f"Tuning studies (newest per pipeline): {len(studies) or 'none yet'}")
+    for s in studies:
+        states = ", ".join(f"{n} {state.lower()}" for state, n in s["states"].items())
+        best = f"{s['best_val_accuracy']:.4f}" if s.get("best_val_accuracy") is not None else "-"
+        rate = f"{s['trials_per_minute']:.2f}/min" if s.get("trials_per_minute") is not None else "-"
+        lines.append(f"{s['label']:<16} {s['trial_runs']} trial runs ({states}); best val {best}; {rate};"
+                     f" {s.get('decision') or 'no decision'}: {s.get('reason') or s.get('status')}")
     lines.append(f"Report: {folder / 'index.html'}")
     return lines
 

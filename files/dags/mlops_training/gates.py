@@ -1,8 +1,8 @@
 """Accuracy gates: a model that does not clear its gate is never registered.
 
-The seed plan sets one floor per model family (``seed_gate`` in the registry,
+The execution plan sets one floor per model family (``plan_gate`` in the registry,
 ``pipelines.json``); settings may raise a gate, never lower it. The comparison is
-strict (accuracy must be *greater* than the gate), as the seed plan words it.
+strict (accuracy must be *greater* than the gate), as the execution plan words it.
 """
 
 from __future__ import annotations
@@ -31,3 +31,24 @@ def check(pipeline: str, accuracy: float, gate: float) -> float:
             f"(must be > {gate:.4f}); the model is not registered"
         )
     return float(accuracy)
+
+
+def champion_decision(accuracy: float, gate: float, champion_version: int | None,
+                      champion_accuracy: float | None, version: int | None = None) -> tuple[bool, str]:
+    """Whether a model version becomes ``champion``, and why, in one sentence.
+
+    It must clear the gate *and* beat the current champion strictly (a tie keeps the
+    incumbent). A champion whose accuracy is not recorded anywhere cannot be compared and is
+    replaced. ``version`` equal to ``champion_version`` is a retried register task.
+    """
+    if not passes(accuracy, gate):
+        return False, f"rejected: test accuracy {accuracy:.4f} does not clear the gate (> {gate:.4f})"
+    if champion_version is None:
+        return True, "first gated version"
+    if version is not None and int(version) == int(champion_version):
+        return True, "already champion (retry)"
+    if champion_accuracy is None:
+        return True, f"beats champion v{champion_version} (its accuracy is not recorded)"
+    if accuracy > champion_accuracy:
+        return True, f"beats champion v{champion_version} ({accuracy:.4f} > {champion_accuracy:.4f})"
+    return False, f"does not beat champion v{champion_version} ({accuracy:.4f} <= {champion_accuracy:.4f})"

@@ -222,6 +222,7 @@ def register(key: str, evaluated: dict[str, Any]) -> dict[str, Any]:
     outcome = tracking.register_and_promote(
         evaluated["model_uri"], registered_model_name(cfg, data_ref), evaluated["run_id"], recorded,
         version_tags={"pipeline": key, "dataset": data_ref["dataset"], "gate": f"{cfg.gate}"},
+        gate=cfg.gate,
     )
     return {"pipeline": key, "run_id": evaluated["run_id"], "test_accuracy": recorded, **outcome}
 

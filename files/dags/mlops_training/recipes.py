@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -30,6 +30,11 @@ import numpy as np
 from mlops_training.registry import CURVE_METRICS
 
 HISTORY_KEYS = CURVE_METRICS  # what every recipe's history holds
+
+# Called after every epoch or boosting round with the 1-based step and that step's
+# train/validation loss and accuracy; returning True stops training there (a tuning trial's
+# pruner). The training DAGs pass none.
+StepHook = Callable[[int, Mapping[str, float]], bool]
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,8 @@ def _gbm_history(evals: Mapping[str, Mapping[str, list[float]]], loss: str, erro
     }
 
 
-def train_xgboost(data: TrainData, hp: Mapping[str, Any], seed: int, threads: int) -> TrainResult:
+def train_xgboost(data: TrainData, hp: Mapping[str, Any], seed: int, threads: int,
+                  on_step: StepHook | None = None) -> TrainResult:
     """Gradient-boosted trees with XGBoost's ``hist`` method (``xgboost-cpu`` wheel)."""
     import xgboost as xgb
 
@@ -158,14 +164,28 @@ def train_xgboost(data: TrainData, hp: Mapping[str, Any], seed: int, threads: in
         _flat(data.x_val), data.y_val, ref=dtrain, max_bin=params["max_bin"], nthread=threads
     )
     evals: dict[str, dict[str, list[float]]] = {}
+    callbacks = [] if on_step is None else [_xgboost_step_callback(xgb, on_step)]
     booster = xgb.train(
         params, dtrain, num_boost_round=rounds, evals=[(dtrain, "train"), (dval, "val")],
-        evals_result=evals, verbose_eval=False,
+        evals_result=evals, verbose_eval=False, callbacks=callbacks,
     )
     seconds = time.perf_counter() - started
     history = _gbm_history(evals, "mlogloss", "merror")
     logged = {k: v for k, v in params.items() if k != "eval_metric"} | {"num_boost_round": rounds}
     return TrainResult(booster, history, seconds, logged, "xgboost", xgb.__version__, "xgboost")
+
+
+def _gbm_step(evals: Mapping[str, Mapping[str, Sequence[float]]], loss: str, error: str) -> dict[str, float]:
+    """The newest round's curves from a booster's evaluation log."""
+    return {key: values[-1] for key, values in _gbm_history(evals, loss, error).items()}
+
+
+def _xgboost_step_callback(xgb: Any, on_step: StepHook) -> Any:
+    class StepCallback(xgb.callback.TrainingCallback):
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            return bool(on_step(epoch + 1, _gbm_step(evals_log, "mlogloss", "merror")))  # True stops
+
+    return StepCallback()
 
 
 def predict_xgboost(model: Any, x: np.ndarray) -> np.ndarray:
@@ -178,7 +198,8 @@ def predict_xgboost(model: Any, x: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- LightGBM
 
 
-def train_lightgbm(data: TrainData, hp: Mapping[str, Any], seed: int, threads: int) -> TrainResult:
+def train_lightgbm(data: TrainData, hp: Mapping[str, Any], seed: int, threads: int,
+                   on_step: StepHook | None = None) -> TrainResult:
     """Gradient-boosted trees with LightGBM (leaf-wise growth, histogram bins)."""
     import lightgbm as lgb
 
@@ -198,14 +219,28 @@ def train_lightgbm(data: TrainData, hp: Mapping[str, Any], seed: int, threads: i
     train = lgb.Dataset(_flat(data.x_train), data.y_train, params={"max_bin": params["max_bin"]})
     val = lgb.Dataset(_flat(data.x_val), data.y_val, reference=train)
     evals: dict[str, dict[str, list[float]]] = {}
+    callbacks = [lgb.record_evaluation(evals)]
+    if on_step is not None:
+        callbacks.append(_lightgbm_step_callback(lgb, evals, on_step))
     booster = lgb.train(
         params, train, num_boost_round=rounds, valid_sets=[train, val], valid_names=["train", "val"],
-        callbacks=[lgb.record_evaluation(evals)],
+        callbacks=callbacks,
     )
     seconds = time.perf_counter() - started
     history = _gbm_history(evals, "multi_logloss", "multi_error")
     logged = {k: v for k, v in params.items() if k not in {"metric", "verbosity"}} | {"num_boost_round": rounds}
     return TrainResult(booster, history, seconds, logged, "lightgbm", lgb.__version__, "lightgbm")
+
+
+def _lightgbm_step_callback(lgb: Any, evals: Mapping[str, Any], on_step: StepHook) -> Callable[[Any], None]:
+    def step_callback(env: Any) -> None:
+        if on_step(env.iteration + 1, _gbm_step(evals, "multi_logloss", "multi_error")):
+            # LightGBM's own way to end training early: the booster keeps every round so far.
+            raise lgb.callback.EarlyStopException(env.iteration, env.evaluation_result_list)
+
+    # After record_evaluation (order 20), so this round is in `evals` already.
+    step_callback.order = 30  # type: ignore[attr-defined]
+    return step_callback
 
 
 def predict_lightgbm(model: Any, x: np.ndarray) -> np.ndarray:
@@ -229,8 +264,21 @@ def _tf_setup(threads: int, seed: int) -> Any:
     return tf
 
 
+def _keras_step_callback(tf: Any, on_step: StepHook) -> Any:
+    names = {"loss": "train_loss", "accuracy": "train_accuracy", "val_loss": "val_loss", "val_accuracy": "val_accuracy"}
+
+    class StepCallback(tf.keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+            metrics = {ours: float(logs[theirs]) for theirs, ours in names.items() if logs and theirs in logs}
+            if on_step(epoch + 1, metrics):
+                self.model.stop_training = True
+
+    return StepCallback()
+
+
 def _keras_train(model: Any, data: TrainData, prepare: Callable[[np.ndarray], np.ndarray],
-                 hp: Mapping[str, Any], tf: Any, threads: int, seed: int) -> TrainResult:
+                 hp: Mapping[str, Any], tf: Any, threads: int, seed: int,
+                 on_step: StepHook | None = None) -> TrainResult:
     """Compile and fit a Keras network; the result is described the same way for each one."""
     batch = int(hp["batch_size"])
     epochs = int(hp["epochs"])
@@ -246,6 +294,7 @@ def _keras_train(model: Any, data: TrainData, prepare: Callable[[np.ndarray], np
     fit = model.fit(
         prepare(data.x_train), data.y_train, batch_size=batch, epochs=epochs,
         validation_data=(prepare(data.x_val), data.y_val), shuffle=True, verbose=0,
+        callbacks=[] if on_step is None else [_keras_step_callback(tf, on_step)],
     )
     seconds = time.perf_counter() - started
     h = fit.history
@@ -279,7 +328,8 @@ def _dl_params(hp: Mapping[str, Any], threads: int, seed: int, optimizer: str) -
     }
 
 
-def train_tensorflow_mlp(data: TrainData, hp: Mapping[str, Any], seed: int, threads: int) -> TrainResult:
+def train_tensorflow_mlp(data: TrainData, hp: Mapping[str, Any], seed: int, threads: int,
+                         on_step: StepHook | None = None) -> TrainResult:
     """Keras MLP: 784 → hidden → hidden/2 → classes, ReLU, dropout."""
     tf = _tf_setup(threads, seed)
     layers = tf.keras.layers
@@ -293,10 +343,11 @@ def train_tensorflow_mlp(data: TrainData, hp: Mapping[str, Any], seed: int, thre
         layers.Dropout(float(hp["dropout"])),
         layers.Dense(data.n_classes, name="logits"),
     ], name="mnist_mlp")
-    return _keras_train(model, data, prepare_flat, hp, tf, threads, seed)
+    return _keras_train(model, data, prepare_flat, hp, tf, threads, seed, on_step)
 
 
-def train_tensorflow_cnn(data: TrainData, hp: Mapping[str, Any], seed: int, threads: int) -> TrainResult:
+def train_tensorflow_cnn(data: TrainData, hp: Mapping[str, Any], seed: int, threads: int,
+                         on_step: StepHook | None = None) -> TrainResult:
     """Keras CNN: two conv+pool blocks, a dense layer, dropout."""
     tf = _tf_setup(threads, seed)
     layers = tf.keras.layers
@@ -311,7 +362,7 @@ def train_tensorflow_cnn(data: TrainData, hp: Mapping[str, Any], seed: int, thre
         layers.Dropout(float(hp["dropout"])),
         layers.Dense(data.n_classes, name="logits"),
     ], name="mnist_cnn")
-    return _keras_train(model, data, prepare_nhwc, hp, tf, threads, seed)
+    return _keras_train(model, data, prepare_nhwc, hp, tf, threads, seed, on_step)
 
 
 def _keras_predict(model: Any, x: np.ndarray, prepare: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
@@ -344,7 +395,8 @@ def _torch_setup(threads: int, seed: int) -> Any:
 
 
 def _torch_fit(model: Any, data: TrainData, prepare: Callable[[np.ndarray], np.ndarray],
-               hp: Mapping[str, Any], seed: int, torch: Any) -> tuple[dict[str, list[float]], float]:
+               hp: Mapping[str, Any], seed: int, torch: Any,
+               on_step: StepHook | None = None) -> tuple[dict[str, list[float]], float]:
     x = torch.from_numpy(prepare(data.x_train))
     y = torch.from_numpy(np.asarray(data.y_train, dtype=np.int64))
     xv = torch.from_numpy(prepare(data.x_val))
@@ -358,7 +410,7 @@ def _torch_fit(model: Any, data: TrainData, prepare: Callable[[np.ndarray], np.n
     generator = torch.Generator().manual_seed(seed)
     history: dict[str, list[float]] = {key: [] for key in HISTORY_KEYS}
     started = time.perf_counter()
-    for _ in range(epochs):
+    for epoch in range(1, epochs + 1):
         model.train()
         total_loss, correct = 0.0, 0
         # Index tensors in memory: a DataLoader's worker processes cost more than they save here.
@@ -377,6 +429,8 @@ def _torch_fit(model: Any, data: TrainData, prepare: Callable[[np.ndarray], np.n
         val_loss, val_acc = _torch_evaluate(model, xv, yv, loss_fn, torch)
         history["val_loss"].append(val_loss)
         history["val_accuracy"].append(val_acc)
+        if on_step is not None and on_step(epoch, {key: values[-1] for key, values in history.items()}):
+            break
     return history, time.perf_counter() - started
 
 
@@ -391,7 +445,8 @@ def _torch_evaluate(model: Any, x: Any, y: Any, loss_fn: Any, torch: Any) -> tup
     return total_loss / len(y), correct / len(y)
 
 
-def train_pytorch_mlp(data: TrainData, hp: Mapping[str, Any], seed: int, threads: int) -> TrainResult:
+def train_pytorch_mlp(data: TrainData, hp: Mapping[str, Any], seed: int, threads: int,
+                      on_step: StepHook | None = None) -> TrainResult:
     """PyTorch MLP, same shape as the Keras one (784 → hidden → hidden/2 → classes)."""
     torch = _torch_setup(threads, seed)
     nn = torch.nn
@@ -403,13 +458,14 @@ def train_pytorch_mlp(data: TrainData, hp: Mapping[str, Any], seed: int, threads
         nn.Linear(units, max(units // 2, 1)), nn.ReLU(), nn.Dropout(float(hp["dropout"])),
         nn.Linear(max(units // 2, 1), data.n_classes),
     )
-    history, seconds = _torch_fit(model, data, prepare_flat, hp, seed, torch)
+    history, seconds = _torch_fit(model, data, prepare_flat, hp, seed, torch, on_step)
     model.eval()
     return TrainResult(model, history, seconds, _dl_params(hp, threads, seed, "adam"),
                        "torch", torch.__version__, "pytorch")
 
 
-def train_pytorch_cnn(data: TrainData, hp: Mapping[str, Any], seed: int, threads: int) -> TrainResult:
+def train_pytorch_cnn(data: TrainData, hp: Mapping[str, Any], seed: int, threads: int,
+                      on_step: StepHook | None = None) -> TrainResult:
     """PyTorch CNN, same shape as the Keras one."""
     torch = _torch_setup(threads, seed)
     nn = torch.nn
@@ -421,7 +477,7 @@ def train_pytorch_cnn(data: TrainData, hp: Mapping[str, Any], seed: int, threads
         nn.Linear(c2 * 7 * 7, int(hp["dense_units"])), nn.ReLU(), nn.Dropout(float(hp["dropout"])),
         nn.Linear(int(hp["dense_units"]), data.n_classes),
     )
-    history, seconds = _torch_fit(model, data, prepare_nchw, hp, seed, torch)
+    history, seconds = _torch_fit(model, data, prepare_nchw, hp, seed, torch, on_step)
     model.eval()
     return TrainResult(model, history, seconds, _dl_params(hp, threads, seed, "adam"),
                        "torch", torch.__version__, "pytorch")

@@ -2,14 +2,14 @@
 
 ``pipelines.json`` beside this module is the one place a pipeline's names are written:
 its key, DAG id, MLflow experiment, registered model, library, family, label and the
-seed plan's accuracy floor (``seed_gate``). Everything else reads it:
+execution plan's accuracy floor (``plan_gate``). Everything else reads it:
 
 * the DAG factory, settings and the pipeline tasks, through this module;
 * the operator tools (``tools/mlops_tools``), which import this module with
   ``files/dags`` on ``sys.path`` (standard library only: no NumPy or MLflow needed);
 * the ``training_dags`` role, with ``lookup('ansible.builtin.file') | from_json``.
 
-A pipeline's DAG file is ``<dag_id>_dag.py`` (the seed names them; quarantine is per file).
+A pipeline's DAG file is ``<dag_id>_dag.py`` (the execution plan names them; quarantine is per file).
 A malformed registry raises :class:`RegistryError` at import, which Airflow shows as an
 import error of every DAG file.
 """
@@ -33,6 +33,10 @@ FAMILIES: dict[str, tuple[str, str]] = {
 }
 
 
+# Tuning DAG ids and experiments are the training ones with this suffix (not written in the registry).
+TUNING_SUFFIX = "_tuning"
+
+
 class RegistryError(ValueError):
     """pipelines.json is not a valid registry; the message names the file and the entry."""
 
@@ -46,7 +50,7 @@ class Pipeline:
     library: str  # xgboost | lightgbm | tensorflow | pytorch
     family: str  # gbm | mlp | cnn
     label: str  # human name in tables and plots
-    seed_gate: float  # the seed plan's floor: settings may raise a gate, never lower it
+    plan_gate: float  # the execution plan's floor: settings may raise a gate, never lower it
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -68,9 +72,20 @@ class Pipeline:
         """The hyper-parameter that sets the number of steps."""
         return FAMILIES[self.family][1]
 
+    @property
+    def tuning_dag_id(self) -> str:
+        """The pipeline's tuning DAG (file ``<tuning_dag_id>_dag.py``): sorts next to its training DAG."""
+        return f"{self.dag_id}{TUNING_SUFFIX}"
+
+    @property
+    def tuning_experiment(self) -> str:
+        """MLflow experiment of the pipeline's tuning studies: apart from the training runs, so the
+        training DAG's stale-run sweep and the report's "latest evaluated run" never see a study."""
+        return f"{self.experiment}{TUNING_SUFFIX}"
+
 
 _FIELDS = tuple(f.name for f in fields(Pipeline) if f.name != "key")
-_TEXT_FIELDS = tuple(name for name in _FIELDS if name != "seed_gate")
+_TEXT_FIELDS = tuple(name for name in _FIELDS if name != "plan_gate")
 _UNIQUE = ("dag_id", "experiment", "registered_model")
 
 
@@ -85,10 +100,10 @@ def _pipeline(where: str, key: str, raw: Any) -> Pipeline:
             raise RegistryError(f"{where}.{name} must be a non-empty string, got {raw[name]!r}")
     if raw["family"] not in FAMILIES:
         raise RegistryError(f"{where}.family must be one of {sorted(FAMILIES)}, got {raw['family']!r}")
-    gate = raw["seed_gate"]
+    gate = raw["plan_gate"]
     if isinstance(gate, bool) or not isinstance(gate, (int, float)) or not 0 <= gate < 1:
-        raise RegistryError(f"{where}.seed_gate must be a number in [0, 1), got {gate!r}")
-    return Pipeline(key=key, **{**raw, "seed_gate": float(gate)})
+        raise RegistryError(f"{where}.plan_gate must be a number in [0, 1), got {gate!r}")
+    return Pipeline(key=key, **{**raw, "plan_gate": float(gate)})
 
 
 def parse(document: Any, source: str = "pipelines.json") -> dict[str, Pipeline]:
@@ -119,6 +134,7 @@ BY_KEY: dict[str, Pipeline] = load()
 PIPELINES: tuple[Pipeline, ...] = tuple(BY_KEY.values())
 KEYS: tuple[str, ...] = tuple(BY_KEY)
 DAG_IDS: tuple[str, ...] = tuple(p.dag_id for p in PIPELINES)
+TUNING_DAG_IDS: tuple[str, ...] = tuple(p.tuning_dag_id for p in PIPELINES)
 
 # MLflow names: mlops_training.tracking and .pipeline write them; the report and status
 # tools, the verify playbook and the benchmarks read them.
@@ -138,6 +154,20 @@ TAG_CHAMPION = "mlops.champion"
 TAG_END_REASON = "mlops.end_reason"
 TAG_ATTEMPT = "mlops.attempt"  # one value per training_run call
 VERSION_TAG_PREFIX = "mlops.version."
+# Tuning studies: a parent run per study (TAG_STUDY_ROLE "study"), a child run per trial
+# ("trial", with mlflow.parentRunId, TAG_STUDY = the parent's run id and TAG_TRIAL = its number).
+TAG_STUDY_ROLE = "mlops.study_role"
+TAG_STUDY = "mlops.study"
+TAG_TRIAL = "mlops.trial"
+TAG_TRIAL_STATE = "mlops.trial_state"  # COMPLETE | PRUNED (task ended) — a killed trial's run is KILLED
+TAG_PRUNED_AT = "mlops.pruned_at_step"
+TAG_BEST_TRIAL = "mlops.best_trial"
+TAG_BEST_RUN_ID = "mlops.best_run_id"
+TAG_CHAMPION_DECISION = "mlops.champion_decision"  # promoted | kept | rejected | none
+TAG_CHAMPION_REASON = "mlops.champion_reason"
+TAG_PARENT_RUN_ID = "mlflow.parentRunId"  # MLflow's own: nests child runs in the UI
+METRIC_TRIAL_SECONDS = "trial_seconds"
+METRIC_TRIALS_PER_MINUTE = "trials_per_minute"
 # Learning curves: one value per epoch or boosting round, step = 1..n.
 CURVE_METRICS: tuple[str, ...] = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 METRIC_TEST_ACCURACY = "test_accuracy"

@@ -1,6 +1,6 @@
 """Per-pipeline settings: gates, retries, timeouts and hyper-parameters.
 
-Names and seed floors come from the registry (``mlops_training.registry``,
+Names and plan floors come from the registry (``mlops_training.registry``,
 ``pipelines.json``) and are not settings. Defaults live in this module. The Ansible role ``training_dags`` may render
 ``settings.json`` next to it (or point ``MLOPS_SETTINGS_FILE`` elsewhere) to
 override them. DAG files read these settings at parse time, so loading is one
@@ -135,7 +135,7 @@ class PipelineSettings:
     library: str
     tags: tuple[str, ...]
     gate: float
-    seed_floor: float
+    plan_floor: float
     retries: int
     retry_delay_seconds: int
     execution_timeout_minutes: float
@@ -189,13 +189,13 @@ def _pipeline(key: str, raw: Any, seed: int, num_threads: int) -> PipelineSettin
     if unknown:
         raise SettingsError(f"pipelines.{key}: unknown field(s) {unknown}; known: {sorted(_PIPELINE_FIELDS)}")
     ident = BY_KEY[key]
-    floor = ident.seed_gate
+    floor = ident.plan_gate
     gate = raw.get("gate", floor)
     if not _is_number(gate):
         raise SettingsError(f"pipelines.{key}.gate must be a number, got {gate!r}")
     if gate < floor:
         raise SettingsError(
-            f"pipelines.{key}.gate {gate} is below the seed floor {floor}; gates may only be raised"
+            f"pipelines.{key}.gate {gate} is below the plan's floor {floor}; gates may only be raised"
         )
     if gate >= 1.0:
         raise SettingsError(f"pipelines.{key}.gate must be < 1.0 (accuracy must exceed it), got {gate}")
@@ -212,7 +212,7 @@ def _pipeline(key: str, raw: Any, seed: int, num_threads: int) -> PipelineSettin
         library=ident.library,
         tags=ident.tags,
         gate=float(gate),
-        seed_floor=floor,
+        plan_floor=floor,
         retries=_int(f"pipelines.{key}.retries", raw.get("retries", DEFAULT_RETRIES), 0, 20),
         retry_delay_seconds=_int(
             f"pipelines.{key}.retry_delay_seconds",

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from mlops_training.gates import champion_decision
+from mlops_training.gates import check as check_gate
 from mlops_training.recipes import HISTORY_KEYS, TrainResult
 from mlops_training.registry import (
     CHAMPION_ALIAS,
@@ -278,14 +280,18 @@ def _log_batch(run_id: str, metrics: list[Any] = (), params: Mapping[str, Any] |
         client.log_batch(run_id, params=param_list[i:i + 100])
 
 
-def log_training(run_id: str, result: TrainResult, params: Mapping[str, Any] | None = None) -> None:
-    """Log params, per-step learning curves (``step`` = epoch/round, 1-based), time and versions."""
+def log_training(run_id: str, result: TrainResult, params: Mapping[str, Any] | None = None,
+                 curves: bool = True) -> None:
+    """Log params, per-step learning curves (``step`` = epoch/round, 1-based), time and versions.
+
+    ``curves=False`` when a :class:`StepLogger` has logged them as they happened (tuning trials).
+    """
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
     metrics = [
         Metric(key, float(value), now, step)
-        for key in HISTORY_KEYS
+        for key in (HISTORY_KEYS if curves else ())
         for step, value in enumerate(result.history.get(key, []), start=1)
     ]
     metrics.append(Metric(METRIC_TRAIN_SECONDS, float(result.train_seconds), now, 0))
@@ -294,6 +300,61 @@ def log_training(run_id: str, result: TrainResult, params: Mapping[str, Any] | N
     tags = {f"{VERSION_TAG_PREFIX}{k}": v for k, v in versions.items()}
     all_params = {**result.params, **(params or {})}
     _log_batch(run_id, metrics, all_params, tags)
+
+
+class StepLogger:
+    """Logs a run's learning curves while it trains, one batch every ``every_seconds`` at most.
+
+    A tuning trial's curves are in MLflow up to the last flush even when the trial is killed;
+    batching keeps a boosting run (hundreds of rounds a minute) from making a request per round.
+    """
+
+    def __init__(self, run_id: str, every_seconds: float = 2.0) -> None:
+        self.run_id = run_id
+        self.every_seconds = every_seconds
+        self._pending: list[Any] = []
+        self._last = time.monotonic()
+
+    def log(self, step: int, metrics: Mapping[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self._pending.extend(Metric(key, float(value), now, step) for key, value in metrics.items())
+        if time.monotonic() - self._last >= self.every_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            _log_batch(self.run_id, self._pending)
+        self._pending = []
+        self._last = time.monotonic()
+
+
+def create_run(experiment_id: str, run_name: str, tags: Mapping[str, str],
+               params: Mapping[str, Any] | None = None) -> str:
+    """A run that stays RUNNING after this returns (a study's parent run); the caller ends it."""
+    run = _client().create_run(experiment_id, run_name=run_name, tags=dict(tags))
+    if params:
+        _log_batch(run.info.run_id, params=params)
+    return run.info.run_id
+
+
+def end_running_runs(experiment_id: str, tags: Mapping[str, str], status: str, reason: str) -> list[str]:
+    """End every RUNNING run of the experiment that carries all ``tags`` with ``status``; return their ids.
+
+    For runs whose process is gone without ending them (SIGKILL, OOM, a lost worker): a tuning
+    trial's retry sweeps its earlier try's run, and a study's teardown sweeps its trials.
+    """
+    client = _client()
+    clauses = [f"tags.`{key}` = '{value}'" for key, value in tags.items()]
+    runs = client.search_runs([experiment_id], filter_string=" and ".join([*clauses, "attributes.status = 'RUNNING'"]),
+                              max_results=1000)
+    ended = []
+    for run in runs:
+        client.set_tag(run.info.run_id, TAG_END_REASON, reason)
+        client.set_terminated(run.info.run_id, status)
+        ended.append(run.info.run_id)
+    return ended
 
 
 def _pip_requirements(flavor: str) -> list[str]:
@@ -351,6 +412,16 @@ def set_run_tags(run_id: str, tags: Mapping[str, str]) -> None:
     _log_batch(run_id, tags=tags)
 
 
+def set_run_params(run_id: str, params: Mapping[str, Any]) -> None:
+    """Log params (MLflow refuses to change one: a param logged again must keep its value)."""
+    _log_batch(run_id, params=params)
+
+
+def log_text(run_id: str, text: str, artifact_file: str) -> None:
+    """Store ``text`` as the run's artifact ``artifact_file`` (a study's table and plot)."""
+    _client().log_text(run_id, text, artifact_file)
+
+
 def record_evaluation(run_id: str, metrics: Mapping[str, float], tags: Mapping[str, str],
                       model_id: str | None = None) -> None:
     """Add test metrics and gate tags to a finished run, without reopening it (so no RUNNING window).
@@ -395,12 +466,17 @@ def register_and_promote(
     accuracy: float,
     version_tags: Mapping[str, str] | None = None,
     alias: str = CHAMPION_ALIAS,
+    gate: float | None = None,
 ) -> dict[str, Any]:
     """Register the run's model and move ``alias`` to it only if it beats the current holder.
 
     Idempotent on task retry: a version already registered from ``run_id`` is
-    reused instead of creating a duplicate. A tie keeps the current champion.
+    reused instead of creating a duplicate. A tie keeps the current champion. The
+    decision is :func:`mlops_training.gates.champion_decision`; with ``gate`` the accuracy
+    is checked against it once more here, and a miss registers nothing.
     """
+    if gate is not None:
+        check_gate(registered_model_name, accuracy, gate)
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -420,15 +496,11 @@ def register_and_promote(
         champion = None  # no alias yet
     previous_version = int(champion.version) if champion is not None else None
     previous_accuracy = _accuracy_of_version(client, champion) if champion is not None else None
-    # Versions are ints from the sqlite store and strings over REST: compare as ints.
-    if champion is not None and int(champion.version) == int(version.version):
-        is_champion, reason = True, "already champion (retry)"
-    elif champion is None:
-        is_champion, reason = True, "first gated version"
-    elif previous_accuracy is None or accuracy > previous_accuracy:
-        is_champion, reason = True, f"beats champion v{previous_version} ({previous_accuracy})"
-    else:
-        is_champion, reason = False, f"does not beat champion v{previous_version} ({previous_accuracy:.4f})"
+    # Versions are ints from the sqlite store and strings over REST: compared as ints. Without a
+    # gate the caller has checked it (the gate is the decision's first half): -1 lets any accuracy by.
+    is_champion, reason = champion_decision(
+        accuracy, gate if gate is not None else -1.0, previous_version, previous_accuracy, int(version.version),
+    )
     if is_champion:
         client.set_registered_model_alias(registered_model_name, alias, version.version)
     _log_batch(run_id, tags={
@@ -441,6 +513,7 @@ def register_and_promote(
         "version": int(version.version),
         "champion": is_champion,
         "reason": reason,
+        "accuracy": accuracy,
         "previous_champion_version": previous_version,
         "previous_champion_accuracy": previous_accuracy,
     }

@@ -25,7 +25,7 @@ description:
     while one is pending.
   - Check mode reports what would change and changes nothing; diff shows changed files.
 options:
-  state: {description: What to do., type: str, choices: [snapshot, list, restore], default: snapshot}
+  state: {description: What to do., type: str, choices: [snapshot, list, restore, restore_databases], default: snapshot}
   project_dir: {description: Project directory on the target., type: path, required: true}
   backup_dir: {description: Directory of the snapshots., type: path, required: true}
   dir_mode: {description: Mode of C(backup_dir) (octal string)., type: str, default: "0700"}
@@ -43,6 +43,32 @@ options:
   restore_to: {description: Stamp to restore; empty picks the state before this one., type: str, default: ""}
   require_files: {description: Globs the snapshot to restore must hold a file for., type: list, elements: str, default: []}
   refuse_downgrade_labels: {description: Image labels whose version may not go down., type: list, elements: str, default: []}
+  databases:
+    description:
+      - PostgreSQL databases dumped (C(pg_dump -Fc) inside the running container) into every snapshot this
+        run publishes, never into an existing one: they ride along, the file digest alone decides.
+      - Each C({name, container, user, db, service_container, version_label}); C(name) is C(mlflow) or
+        C(airflow) (it selects how the runs a restore discards are counted).
+    type: list
+    elements: dict
+    default: []
+  upcoming_versions:
+    description:
+      - For C(state=snapshot) before a converge, the version each database's service is about to run
+        (C({mlflow: 3.18.0, airflow: 3.3.2})). When one differs from the version label its running service
+        carries, the change can migrate that schema, so a snapshot with fresh dumps is taken even though
+        the files equal the newest snapshot's: a rollback then discards only what ran after it.
+    type: dict
+    default: {}
+  restore_databases:
+    description:
+      - C(auto) restores a snapshot's dumps when the version label of a database's service differs from the
+        one recorded in the snapshot (a schema change); C(always) restores them; C(never) does not.
+      - The files are restored by C(state=restore); the databases by C(state=restore_databases) afterwards
+        (the caller stops the services that use them in between); the journal covers both.
+    type: str
+    choices: [auto, always, never]
+    default: auto
 author: lakehouse-tick MLOps
 """
 
@@ -55,6 +81,7 @@ import posixpath
 import re
 import shutil
 import stat
+import subprocess
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -63,6 +90,14 @@ SNAPSHOT_DIR_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z(-[0-9]{2})?(\.partial)?$")
 REASON_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 VERSION_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)*)(?:(a|b|rc)([0-9]+))?(?:\.post([0-9]+))?(?:\.dev([0-9]+))?(?:\+[A-Za-z0-9.]+)?$")
 JOURNAL = ".restore-journal.json"
+DB_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+# What a database restore discards: rows created after the dump, per database name.
+# MLflow's runs.start_time is milliseconds since the epoch; Airflow's dag_run.start_date a
+# timestamptz, NULL while a run is only queued (then queued_at counts).
+DISCARD_QUERIES = {
+    "mlflow": ("MLflow runs", "SELECT count(*) FROM runs WHERE start_time > {epoch_ms}"),
+    "airflow": ("DAG runs", "SELECT count(*) FROM dag_run WHERE COALESCE(start_date, queued_at) > '{iso}'::timestamptz"),
+}
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _MODE = re.compile(r"^0?[0-7]{3,4}$")
 _CHUNK = 1 << 20
@@ -151,8 +186,29 @@ def manifest_error(manifest):
             return "manifest.json lists an image without a ref"
     if manifest.get("dag_release_dir") and not safe_path(manifest["dag_release_dir"]):
         return f"manifest.json has an unsafe dag_release_dir: {manifest['dag_release_dir']!r}"
+    error = databases_error(manifest.get("databases", []))
+    if error:
+        return error
     if digest(manifest["files"], manifest["links"]) != manifest["digest"]:
         return "manifest.json does not match its own digest (edited after it was written?)"
+    return ""
+
+
+def databases_error(entries):
+    """Why the manifest's ``databases`` list is unusable, or ''. Snapshots older than it have none."""
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        return "manifest.json has a databases field that is not a list of objects"
+    for entry in entries:
+        if not isinstance(entry.get("name"), str) or not DB_NAME_RE.match(entry["name"]):
+            return f"manifest.json lists a database without a valid name: {entry.get('name')!r}"
+        if entry.get("file") is None:
+            continue
+        if entry["file"] != f"databases/{entry['name']}.dump":
+            return f"manifest.json has an unexpected dump file for the {entry['name']} database: {entry['file']!r}"
+        if not isinstance(entry.get("sha256"), str) or not _HEX64.match(entry["sha256"]):
+            return f"manifest.json has no valid sha256 for the {entry['name']} database dump"
+        if not isinstance(entry.get("size"), int) or not isinstance(entry.get("dumped_at"), str):
+            return f"manifest.json has no size or dump time for the {entry['name']} database dump"
     return ""
 
 
@@ -188,6 +244,15 @@ def input_errors(cfg):
     if cfg["restore_to"] and not STAMP_RE.match(cfg["restore_to"]):
         errors.append("backup_restore_to must be empty or a snapshot stamp like 20260101T120000Z "
                       f"(got {cfg['restore_to']}).")
+    for db in cfg.get("databases") or []:
+        keys = ("name", "container", "user", "db", "service_container", "version_label")
+        if not isinstance(db, dict) or not all(isinstance(db.get(k), str) and db[k] for k in keys) \
+                or not DB_NAME_RE.match(db["name"]):
+            errors.append(f"backup_databases entries need the non-empty strings {', '.join(keys)} and a name of "
+                          f"lower-case letters, digits, '_' and '-' (got {db!r}).")
+    names = [db.get("name") for db in cfg.get("databases") or [] if isinstance(db, dict)]
+    if len(names) != len(set(names)):
+        errors.append(f"backup_databases names must be unique (got {', '.join(map(str, names))}).")
     # A snapshot never holds secrets, datasets, quarantined DAGs or the snapshots themselves.
     forbidden = list(cfg["never_paths"])
     project = cfg["project_dir"].rstrip("/")
@@ -334,6 +399,21 @@ def needs_snapshot(state, newest):
     return not state["empty"] and (newest is None or newest["digest"] != state["digest"])
 
 
+def coming_schema_changes(databases, upcoming, live_versions):
+    """'<name> <live> -> <upcoming>' for each database whose running service is about to change version.
+
+    ``live_versions`` {name: version label of the service running now, or None}. A service
+    that is not running (first converge) or a version not given changes nothing here.
+    """
+    changes = []
+    for db in databases:
+        name = db["name"]
+        live, coming = live_versions.get(name), upcoming.get(name)
+        if live and coming and str(coming) != live:
+            changes.append(f"{name} {live} -> {coming}")
+    return changes
+
+
 def next_stamp(now_stamp, dirs):
     """A free stamp that sorts after every existing one, even if the clock stepped back.
 
@@ -425,6 +505,61 @@ def downgrades(labels, old_images, live_images, live_source):
     return out
 
 
+def databases_due(mode, snap_dbs, live_versions, pending=(), snapshot="the snapshot"):
+    """The snapshot's database entries a restore brings back, each with ``why``.
+
+    ``mode`` auto|always|never; ``live_versions`` {name: version label of the service running
+    now, or None}; ``pending`` the databases an interrupted restore left half-restored (always
+    due). A database that is due but has no dump stops the restore before anything changes.
+    """
+    due = []
+    recorded = {d["name"]: d for d in snap_dbs}
+    for name in pending:
+        if name not in recorded:
+            raise Refusal(f"An interrupted restore left the {name} database half-restored, and {snapshot} holds "
+                          f"no dump of it; restore the snapshot that interrupted restore was restoring.")
+    for entry in snap_dbs:
+        name, old, live = entry["name"], entry.get("version"), live_versions.get(entry["name"])
+        if name in pending:
+            why = "an interrupted restore left it half-restored"
+        elif mode == "always":
+            why = "asked for (rollback_databases=true)"
+        elif mode == "auto" and old and live and old != live:
+            why = f"schema change: {entry.get('version_label', 'version')} {live} runs now, {old} in {snapshot}"
+        else:
+            continue
+        if not entry.get("file"):
+            raise Refusal(f"The {name} database should be restored ({why}), but {snapshot} holds no dump of it "
+                          f"({entry.get('note') or 'not dumped'}). Restore another snapshot, or restore the files "
+                          "only with rollback_databases=false (the old service may refuse the newer schema).")
+        due.append(dict(entry, why=why))
+    if mode == "always" and not due:
+        raise Refusal(f"rollback_databases=true, but {snapshot} holds no database dumps (taken before they were "
+                      "recorded, or with backup_databases empty).")
+    return due
+
+
+def discard_sql(name, dumped_at):
+    """(what is counted, SQL counting the rows created after ``dumped_at``), or None for an unknown name."""
+    if name not in DISCARD_QUERIES:
+        return None
+    when = datetime.datetime.strptime(dumped_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)  # noqa: UP017
+    what, sql = DISCARD_QUERIES[name]
+    return what, sql.format(epoch_ms=int(when.timestamp() * 1000), iso=dumped_at)
+
+
+def discard_message(stamp, due):
+    """One line per database: what restoring it brings back and how many runs that discards."""
+    lines = []
+    for d in due:
+        what = d.get("counted") or "rows"
+        count = d.get("discards")
+        lost = (f"discards {count} {what} started after {d['dumped_at']}" if isinstance(count, int)
+                else f"discards the {what} started after {d['dumped_at']} (could not count them: {count})")
+        lines.append(f"Restoring the {d['name']} database to its dump in snapshot {stamp} ({d['why']}) {lost}.")
+    return lines
+
+
 def match_images(refs, inspected):
     """{ref: {ref, id, labels}} from ``docker image inspect`` output; id None when missing.
 
@@ -471,13 +606,16 @@ class DockerCli:
         self.module = module
         self.bin = None
 
-    def _run(self, argv):
+    def _resolve(self):
         if self.bin is None:
             self.bin = self.module.get_bin_path("docker", opt_dirs=["/usr/local/bin", "/usr/bin"])
             if not self.bin:
                 raise Refusal("The docker CLI is not on the target: the compose files name images, and their ids "
                               "and labels are read from the engine (docker_host installs it).")
-        return self.module.run_command([self.bin] + argv)
+        return self.bin
+
+    def _run(self, argv):
+        return self.module.run_command([self._resolve()] + argv)
 
     def images(self, refs):
         refs = [r for r in refs if "$" not in r]
@@ -501,6 +639,53 @@ class DockerCli:
             return []
         rc, out, err = self._run(["container", "inspect", "--format", "{{.Image}}"] + ids)
         return sorted({line.strip() for line in out.splitlines() if line.strip()})
+
+
+    def container(self, name):
+        """{exists, running, labels} of a container (labels include its image's)."""
+        rc, out, err = self._run(["container", "inspect", "--format", "{{json .State.Running}} {{json .Config.Labels}}",
+                                  "--", name])
+        if rc != 0:
+            if "no such" in err.lower():
+                return {"exists": False, "running": False, "labels": {}}
+            raise Refusal(f"docker container inspect {name} failed: {err.strip()[:500]}")
+        running, _, labels = out.strip().partition(" ")
+        return {"exists": True, "running": running == "true", "labels": json.loads(labels or "null") or {}}
+
+    # The password stays inside the container: the shell there reads the secret file the
+    # image's entrypoint uses (POSTGRES_PASSWORD_FILE), so it is on no command line.
+    _PG = 'u=$1 d=$2; shift 2; PGPASSWORD=$(cat "$POSTGRES_PASSWORD_FILE") exec "$0" -U "$u" -d "$d" "$@"'
+
+    def _pg(self, container, argv, stdin=None, stdout=None):
+        cmd = [self._resolve(), "exec"] + (["-i"] if stdin else []) + [container, "sh", "-c", self._PG] + argv
+        proc = subprocess.run(cmd, stdin=stdin or subprocess.DEVNULL, stdout=stdout or subprocess.PIPE,
+                              stderr=subprocess.PIPE, check=False)
+        return proc.returncode, proc.stdout if stdout is None else b"", proc.stderr.decode("utf-8", "replace")
+
+    def pg_dump(self, db, dst):
+        """Stream ``pg_dump -Fc`` of the running container into ``dst`` (never held in memory)."""
+        with open(dst, "wb") as fh:
+            rc, _, err = self._pg(db["container"], ["pg_dump", db["user"], db["db"], "-Fc"], stdout=fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if rc != 0:
+            raise Refusal(f"pg_dump of the {db['name']} database in {db['container']} failed (exit {rc}): "
+                          f"{err.strip()[:500]}; nothing was published.")
+
+    def pg_restore(self, db, src):
+        """``pg_restore --clean --if-exists`` in one transaction: the database is the old or the new one."""
+        with open(src, "rb") as fh:
+            rc, _, err = self._pg(db["container"], ["pg_restore", db["user"], db["db"], "--clean", "--if-exists",
+                                                    "--single-transaction", "--exit-on-error"], stdin=fh)
+        if rc != 0:
+            raise Refusal(f"pg_restore of the {db['name']} database into {db['container']} failed (exit {rc}): "
+                          f"{err.strip()[:500]}. The restore journal stays; run the rollback again to finish it.")
+
+    def count(self, db, sql):
+        """The integer a counting query returns, or the reason there is none (a string)."""
+        rc, out, err = self._pg(db["container"], ["psql", db["user"], db["db"], "-tAX", "-c", sql])
+        text = out.decode("utf-8", "replace").strip()
+        return int(text) if rc == 0 and text.isdigit() else (err.strip()[:200] or f"psql exit {rc}")
 
 
 # ------------------------------------------------------------------------------ actions
@@ -575,7 +760,18 @@ def take_snapshot(cfg, check_mode, docker, now):
             f"{cfg['project_dir']} yet (first run).")
         return result
     stamp = newest["stamp"] if newest else ""
-    if needs_snapshot(state, newest):
+    # Database contents never decide a snapshot, but a version change of their service can
+    # migrate the schema: the dumps a rollback would restore must be from just before it.
+    changes = []
+    if newest and not needs_snapshot(state, newest) and cfg["upcoming_versions"]:
+        live = {db["name"]: docker.container(db["service_container"])["labels"].get(db["version_label"])
+                for db in cfg["databases"]}
+        changes = coming_schema_changes(cfg["databases"], cfg["upcoming_versions"], live)
+        if changes:
+            result["messages"].append(
+                f"The files equal snapshot {stamp}, but {', '.join(changes)} can change the database schema: "
+                "a new snapshot holds dumps taken now.")
+    if needs_snapshot(state, newest) or changes:
         stamp = next_stamp(utc_stamp(now), snaps["dirs"])
         if stamp is None:
             raise Refusal(f"More than 99 snapshots within one second under {cfg['backup_dir']}; try again.")
@@ -628,12 +824,13 @@ def write_snapshot(cfg, state, stamp, now, docker, partials):
         files.append({"path": f["path"], "sha256": sha, "mode": mode_of(os.lstat(dst))})
     refs = compose_refs(cfg, root, [f["path"] for f in files])
     found = match_images(refs, docker.images(refs)) if refs else {}
+    databases = dump_databases(cfg["databases"], partial, docker)
     manifest = {
         "format": 1, "stamp": stamp, "created": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "reason": cfg["reason"],
         "project_dir": cfg["project_dir"], "compose_project": cfg["compose_project"],
         "digest": digest(files, state["links"]), "files": files, "links": state["links"],
         "dag_release": state["dag_release"], "dag_release_dir": state["release_dir"],
-        "images": [found[r] for r in refs],
+        "images": [found[r] for r in refs], "databases": databases,
     }
     write_json_atomically(os.path.join(partial, "manifest.json"), manifest)
     final = os.path.join(backup_dir, stamp)
@@ -642,6 +839,39 @@ def write_snapshot(cfg, state, stamp, now, docker, partials):
     os.rename(partial, final)  # rename(2) is atomic
     fsync_dir(backup_dir)
     return dict(manifest, stamp=stamp)
+
+
+def dump_databases(databases, partial, docker):
+    """Dump each running database into <partial>/databases/<name>.dump (0600); the manifest entries.
+
+    Called only when a snapshot is published (the file digest decided it is due): database
+    contents change all the time, so they never decide it. A container that is not running
+    (the first converge) is recorded as not dumped, not an error; a dump that fails is.
+    """
+    entries = []
+    for db in databases:
+        app = docker.container(db["service_container"])
+        entry = {"name": db["name"], "container": db["container"], "db": db["db"], "user": db["user"],
+                 "version_label": db["version_label"], "version": app["labels"].get(db["version_label"]),
+                 "file": None}
+        if not docker.container(db["container"])["running"]:
+            entries.append(dict(entry, note="not dumped: not running"))
+            continue
+        os.makedirs(os.path.join(partial, "databases"), mode=0o700, exist_ok=True)
+        rel = f"databases/{db['name']}.dump"
+        dst = os.path.join(partial, rel)
+        # Created 0600 before the first byte: a dump holds every run, user and connection string.
+        os.close(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        os.chmod(dst, 0o600)
+        dumped_at = now_utc().strftime("%Y-%m-%dT%H:%M:%SZ")  # rows after this are what a restore discards
+        docker.pg_dump(db, dst)
+        entries.append(dict(entry, file=rel, size=os.path.getsize(dst), sha256=sha256_file(dst), mode="0600",
+                            dumped_at=dumped_at))
+    return entries
+
+
+def now_utc():
+    return datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 -- targets may run Python 3.10
 
 
 def list_snapshots(cfg):
@@ -760,7 +990,35 @@ def validate_restore(cfg, state, snaps, journal, docker):
                           f"{'; '.join(down)}. Airflow cannot downgrade its metadata database; pick a newer snapshot, "
                           "or set backup_restore_refuse_downgrade_labels=[] after restoring the database yourself.")
     return {"stamp": stamp, "manifest": m, "src": src, "files": files, "links": links, "displace": displace,
-            "missing_dirs": missing_dirs}
+            "missing_dirs": missing_dirs, "databases": plan_databases(cfg, stamp, m, journal, docker)}
+
+
+def plan_databases(cfg, stamp, manifest, journal, docker):
+    """The databases this restore brings back (see databases_due), checked before any change."""
+    configured = {db["name"]: db for db in cfg["databases"]}
+    # Finishing an interrupted restore: the databases it had not restored yet. Reversing it
+    # (another target): every database it meant to restore, restored ones included.
+    journal = journal or {}
+    pending = journal.get("databases") or []
+    if journal.get("stamp") and journal["stamp"] != stamp:
+        pending = journal.get("databases_planned") or pending
+    if cfg["restore_databases"] == "never" and not pending or not configured and not pending:
+        return []
+    snap_dbs = [d for d in manifest.get("databases", []) if d["name"] in configured or d["name"] in pending]
+    live = {name: docker.container(db["service_container"])["labels"].get(db["version_label"])
+            for name, db in configured.items()}
+    due = databases_due(cfg["restore_databases"], snap_dbs, live, pending, f"snapshot {stamp}")
+    for d in due:
+        if d["name"] not in configured:
+            raise Refusal(f"The {d['name']} database must be restored ({d['why']}) but is not in backup_databases.")
+        path = os.path.join(cfg["backup_dir"], stamp, d["file"])
+        if not os.path.isfile(path) or sha256_file(path) != d["sha256"]:
+            raise Refusal(f"Snapshot {stamp} is corrupt, refusing to restore it: its dump of the {d['name']} database "
+                          f"({d['file']}) is missing or does not match its checksum in manifest.json.")
+        if not docker.container(configured[d["name"]]["container"])["running"]:
+            raise Refusal(f"The {d['name']} database must be restored ({d['why']}), but its container "
+                          f"{configured[d['name']]['container']} is not running; start it (only it) and run again.")
+    return due
 
 
 def _link_is(root, link):
@@ -826,7 +1084,16 @@ def restore(cfg, check_mode, docker, now, copy=None):
     stamp = plan["stamp"]
     displaced_dir = os.path.join(cfg["backup_dir"], f"{stamp}-displaced-{utc_stamp(now)}") if plan["displace"] else ""
     work = plan["files"] or plan["links"] or plan["displace"] or plan["missing_dirs"]
-    result = {"changed": bool(work) or bool(journal), "restored": bool(work) or bool(journal), "restored_from": stamp,
+    configured = {db["name"]: db for db in cfg["databases"]}
+    for d in plan["databases"]:  # counted before anything changes, so the caller can say it first
+        counted = discard_sql(d["name"], d["dumped_at"])
+        d["counted"], d["discards"] = (counted[0], docker.count(configured[d["name"]], counted[1])) if counted \
+            else ("rows", "no counting query for this database")
+    result = {"changed": bool(work) or bool(journal) or bool(plan["databases"]),
+              "restored": bool(work) or bool(journal) or bool(plan["databases"]), "restored_from": stamp,
+              "databases": [{k: d[k] for k in ("name", "why", "counted", "discards", "dumped_at")}
+                            for d in plan["databases"]],
+              "databases_message": discard_message(stamp, plan["databases"]),
               "displaced": plan["displace"], "displaced_dir": displaced_dir,
               "images": [i["ref"] for i in plan["manifest"]["images"]],
               "files": [f["path"] for f in plan["files"]], "links": [ln["path"] for ln in plan["links"]],
@@ -838,7 +1105,7 @@ def restore(cfg, check_mode, docker, now, copy=None):
             tmp = temp_path(os.path.join(cfg["project_dir"], rel))
             if safe_path(rel) and os.path.lexists(tmp):
                 os.unlink(tmp)
-    if work:
+    if work or plan["databases"]:
         # Written before the first change, removed after the last: a run killed in between
         # leaves it, and the next restore finishes the job instead of trusting the half-way state.
         before_stamp = next((mm["stamp"] for mm in snaps["manifests"] if mm["digest"] == state["digest"]), "")
@@ -848,11 +1115,49 @@ def restore(cfg, check_mode, docker, now, copy=None):
             "format": 1, "stamp": stamp, "started": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "before_digest": state["digest"], "before_stamp": before_stamp,
             "files": result["files"], "links": result["links"], "displace": plan["displace"],
-            "displaced_dir": displaced_dir})
+            "displaced_dir": displaced_dir, "databases": [d["name"] for d in plan["databases"]],
+            "databases_planned": [d["name"] for d in plan["databases"]]})
         apply_restore(cfg, plan, displaced_dir, copy)
+    if plan["databases"]:
+        return result  # the journal stays until state=restore_databases has restored them
     if journal or work:
         os.unlink(os.path.join(cfg["backup_dir"], JOURNAL))
         fsync_dir(cfg["backup_dir"])
+    return result
+
+
+def restore_databases(cfg, check_mode, docker):
+    """state=restore_databases: restore the dumps the journal lists, then remove the journal.
+
+    Runs after state=restore and after the caller stopped the services that use the
+    databases. Each database leaves the journal's list once restored (pg_restore runs in one
+    transaction), so a run killed here is finished by the next rollback.
+    """
+    journal = read_journal(cfg["backup_dir"])
+    pending = list((journal or {}).get("databases") or [])
+    result = {"changed": bool(pending), "restored_databases": pending}
+    if not pending or check_mode:
+        return result
+    snaps = read_snapshots(cfg["backup_dir"])
+    manifest = next((m for m in snaps["manifests"] if m["stamp"] == journal["stamp"]), None)
+    if manifest is None:
+        raise Refusal(f"The restore journal names snapshot {journal['stamp']}, which is gone or unreadable.")
+    configured = {db["name"]: db for db in cfg["databases"]}
+    entries = {d["name"]: d for d in manifest.get("databases", [])}
+    path = os.path.join(cfg["backup_dir"], JOURNAL)
+    for name in pending:
+        entry, db = entries.get(name), configured.get(name)
+        if not entry or not entry.get("file") or not db:
+            raise Refusal(f"The restore journal lists the {name} database, but snapshot {journal['stamp']} holds no "
+                          "dump of it or backup_databases does not name it.")
+        src = os.path.join(cfg["backup_dir"], journal["stamp"], entry["file"])
+        if sha256_file(src) != entry["sha256"]:
+            raise Refusal(f"{src} does not match its checksum in manifest.json; not restoring it.")
+        docker.pg_restore(db, src)
+        journal["databases"] = [n for n in journal["databases"] if n != name]
+        write_json_atomically(path, journal)
+    os.unlink(path)
+    fsync_dir(cfg["backup_dir"])
     return result
 
 
@@ -890,7 +1195,8 @@ def apply_restore(cfg, plan, displaced_dir, copy):
 def main():
     module = AnsibleModule(
         argument_spec={
-            "state": {"type": "str", "choices": ["snapshot", "list", "restore"], "default": "snapshot"},
+            "state": {"type": "str", "choices": ["snapshot", "list", "restore", "restore_databases"],
+                      "default": "snapshot"},
             "project_dir": {"type": "path", "required": True},
             "backup_dir": {"type": "path", "required": True},
             "dir_mode": {"type": "str", "default": "0700"},
@@ -908,6 +1214,9 @@ def main():
             "restore_to": {"type": "str", "default": ""},
             "require_files": {"type": "list", "elements": "str", "default": []},
             "refuse_downgrade_labels": {"type": "list", "elements": "str", "default": []},
+            "databases": {"type": "list", "elements": "dict", "default": []},
+            "restore_databases": {"type": "str", "choices": ["auto", "always", "never"], "default": "auto"},
+            "upcoming_versions": {"type": "dict", "default": {}},
         },
         supports_check_mode=True,
     )
@@ -915,13 +1224,15 @@ def main():
     errors = input_errors(cfg)
     if errors:
         module.fail_json(msg=" ".join(errors), errors=errors)
-    now = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 -- targets may run Python 3.10
+    now = now_utc()
     docker = DockerCli(module)
     try:
         if cfg["state"] == "snapshot":
             result = take_snapshot(cfg, module.check_mode, docker, now)
         elif cfg["state"] == "list":
             result = list_snapshots(cfg)
+        elif cfg["state"] == "restore_databases":
+            result = restore_databases(cfg, module.check_mode, docker)
         else:
             result = restore(cfg, module.check_mode, docker, now)
             if result["resumed"]:

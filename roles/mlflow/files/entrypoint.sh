@@ -2,7 +2,10 @@
 # Entrypoint of the MLflow image (source: roles/mlflow/files/entrypoint.sh).
 # `server ARGS`: build the backend store URI from the mounted password file (so the
 # password is never on a command line, in the compose file or in `docker inspect`),
-# own the artifact store, then run `mlflow server ARGS` as the unprivileged mlflow user.
+# own the artifact store, bring the database schema to this MLflow version (`mlflow db
+# upgrade`: the server refuses an older schema, and a converge that changes mlflow_version
+# starts this image on the old database; on a current schema it is a no-op), then run
+# `mlflow server ARGS` as the unprivileged mlflow user.
 # Anything else (clients, one-shot checks) runs as the mlflow user, unchanged.
 set -eu
 
@@ -36,5 +39,13 @@ unset MLFLOW_DB_PASSWORD_FILE
 artifacts=${MLFLOW_ARTIFACTS_DESTINATION:-/mlflow/artifacts}
 mkdir -p "$artifacts"
 chown mlflow:mlflow "$artifacts"
+
+# Not exec'd: the server starts only after the upgrade succeeded (set -e stops here
+# otherwise). Through python -c so the URI (with the password) is on no command line.
+setpriv --reuid=mlflow --regid=mlflow --init-groups python -c '
+import os
+from mlflow.cli import cli
+cli(["db", "upgrade", os.environ["MLFLOW_BACKEND_STORE_URI"]], prog_name="mlflow")
+'
 
 as_mlflow mlflow server "$@"

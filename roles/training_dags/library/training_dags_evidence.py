@@ -21,11 +21,11 @@ options:
   pipelines:
     description:
       - Pipeline key → its entry in the registry (C(mlops_training/pipelines.json)); C(dag_id),
-        C(experiment) and C(seed_gate) are read.
+        C(experiment) and C(plan_gate) are read.
     type: dict
     required: true
   gates:
-    description: Pipeline key → accuracy the model must beat, where it differs from the entry's C(seed_gate).
+    description: Pipeline key → accuracy the model must beat, where it differs from the entry's C(plan_gate).
     type: dict
     default: {}
   mlflow_url:
@@ -196,7 +196,7 @@ def main():
     checks = []
     for key, (run, steps, champion, tis) in zip(keys, reads):
         entry = p["pipelines"][key]
-        dag_id, gate = entry["dag_id"], p["gates"].get(key, entry["seed_gate"])
+        dag_id, gate = entry["dag_id"], p["gates"].get(key, entry["plan_gate"])
         checks.append(model_check(dag_id, gate, run, steps, champion))
         checks.append(last_run_check(dag_id, tis, p["execution_timeout_minutes"]))
     module.exit_json(changed=False, checks=checks)

@@ -1,0 +1,22 @@
+"""
+### Tuning the XGBoost on MNIST
+
+A study over the XGBoost's hyper-parameters: trials spread over the Celery workers as mapped
+tasks, the best one evaluated on the untouched test set and promoted only through the gate.
+Training DAG: `xgboost_pipeline`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from airflow.sdk import DAG
+
+# Airflow puts the DAGs folder on sys.path; a bare DagBag or `python <file>` may not.
+if (_DAGS_DIR := str(Path(__file__).parent.absolute())) not in sys.path:
+    sys.path.insert(0, _DAGS_DIR)
+
+from mlops_training.dag_factory import build_tuning_dag
+
+dag: DAG = build_tuning_dag("xgboost", __doc__)
