@@ -70,11 +70,11 @@ e2e: $(STAMP) chromium ## Browser check, status and report against a running sta
 	MLOPS_E2E_REQUIRED=1 $(BIN)/pytest -q -m e2e tests/e2e tests/tools
 
 molecule: $(STAMP) chromium $(PYTEST_TARGET)/.installed ## Molecule scenarios; the default one also feeds test-images and e2e
-	$(BIN)/molecule test -s backup
-	$(BIN)/molecule test -s default --destroy never
+	tests/molecule.sh test -s backup
+	tests/molecule.sh test -s default --destroy never
 	$(MOLECULE_ENV) $(MAKE) test-images e2e
-	$(MOLECULE_ENV) $(BIN)/molecule destroy -s default
-	$(BIN)/molecule test -s rollback
+	$(MOLECULE_ENV) tests/molecule.sh destroy -s default
+	tests/molecule.sh test -s rollback
 
 test: lint unit molecule ## Everything CI runs
 
@@ -89,3 +89,6 @@ bench-idle: $(STAMP) ## Cores an idle converged platform keeps busy over 60 s, p
 
 bench-dags: $(STAMP) ## Per model: plain training time vs DAG trigger→success, and accuracy
 	$(BIN)/python bench/dags.py $(ARGS)
+
+bench-tune: $(STAMP) ## Tuning proof + trials per minute on a running stack (ARGS='--pipelines pytorch_mlp --kill none')
+	PYTHONPATH=tools $(BIN)/python -m mlops_tools.tune $(ARGS)
