@@ -150,6 +150,19 @@ def test_a_coming_version_change_takes_fresh_dumps_of_unchanged_files(project: P
     assert m["digest"] == manifest_of(project, first["snapshot"])["digest"]
 
 
+def test_a_coming_version_change_with_changed_files_is_announced_too(project: Path) -> None:
+    # The rollback scenario's upgrade step: files differ from the newest snapshot (a rollback
+    # put older ones back) and MLflow's version changes; the user still learns why it dumps.
+    engine = DbEngine()
+    snap(project, engine)
+    change_to_b(project)
+    result = snap(project, engine, seconds=60, upcoming_versions={"mlflow": "3.18.0", "airflow": "3.3.2"})
+    assert result["created"]
+    assert result["messages"] == [
+        "mlflow 3.17.2 -> 3.18.0 can change the database schema: a new snapshot holds dumps taken now."]
+    assert engine.dumps == ["airflow", "mlflow", "airflow", "mlflow"]
+
+
 def test_coming_versions_equal_to_the_running_ones_take_no_snapshot(project: Path) -> None:
     engine = DbEngine()
     first = snap(project, engine)

@@ -763,15 +763,17 @@ def take_snapshot(cfg, check_mode, docker, now):
     # Database contents never decide a snapshot, but a version change of their service can
     # migrate the schema: the dumps a rollback would restore must be from just before it.
     changes = []
-    if newest and not needs_snapshot(state, newest) and cfg["upcoming_versions"]:
+    files_changed = needs_snapshot(state, newest)
+    if cfg["upcoming_versions"]:
         live = {db["name"]: docker.container(db["service_container"])["labels"].get(db["version_label"])
                 for db in cfg["databases"]}
         changes = coming_schema_changes(cfg["databases"], cfg["upcoming_versions"], live)
-        if changes:
-            result["messages"].append(
-                f"The files equal snapshot {stamp}, but {', '.join(changes)} can change the database schema: "
-                "a new snapshot holds dumps taken now.")
-    if needs_snapshot(state, newest) or changes:
+    if changes:
+        # Said whether or not the files changed too: the user learns why these dumps matter.
+        result["messages"].append(
+            (f"The files equal snapshot {stamp}, but " if not files_changed else "")
+            + f"{', '.join(changes)} can change the database schema: a new snapshot holds dumps taken now.")
+    if files_changed or changes:
         stamp = next_stamp(utc_stamp(now), snaps["dirs"])
         if stamp is None:
             raise Refusal(f"More than 99 snapshots within one second under {cfg['backup_dir']}; try again.")
