@@ -12,7 +12,8 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 
 # The molecule `default` scenario's stack (molecule/default/inventory/hosts.yml): the
-# image tests, the browser check and the report run against it before it is destroyed.
+# image tests, the browser check and the report run against it, then the `rollback`
+# scenario builds on it and destroys it.
 MOLECULE_ENV := MLOPS_PROJECT_DIR=/opt/lakehouse-tick-molecule MLOPS_COMPOSE_PROJECT=lt-molecule \
 	MLOPS_MLFLOW_URL=http://127.0.0.1:15000 MLOPS_AIRFLOW_URL=http://127.0.0.1:18082
 # Pure-Python pytest for running the suites inside the images, kept outside the clone.
@@ -73,7 +74,6 @@ molecule: $(STAMP) chromium $(PYTEST_TARGET)/.installed ## Molecule scenarios; t
 	tests/molecule.sh test -s backup
 	tests/molecule.sh test -s default --destroy never
 	$(MOLECULE_ENV) $(MAKE) test-images e2e
-	$(MOLECULE_ENV) tests/molecule.sh destroy -s default
 	tests/molecule.sh test -s rollback
 
 test: lint unit molecule ## Everything CI runs
