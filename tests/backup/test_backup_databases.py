@@ -41,6 +41,7 @@ class DbEngine(Engine):
         self.content = {"airflow": b"airflow rows v1", "mlflow": b"mlflow runs v1"}
         self.fail_dump, self.fail_restore = fail_dump, fail_restore
         self.dumps, self.restores, self.queries = [], [], []
+        self.rows = {"airflow": 20, "mlflow": 10}
 
     def set_versions(self, airflow, mlflow):
         self.labels = {"lt-test-airflow-scheduler-1": {"org.apache.airflow.version": airflow},
@@ -64,7 +65,10 @@ class DbEngine(Engine):
         self.content[db["name"]] = Path(src).read_bytes()[len(b"PGDMP"):]
 
     def count(self, db, sql):
+        """Rows started after a time: 3 MLflow runs, 5 DAG runs; every row: self.rows."""
         self.queries.append((db["name"], sql))
+        if "WHERE" not in sql:
+            return self.rows[db["name"]]
         return {"mlflow": 3, "airflow": 5}[db["name"]]
 
 
@@ -269,8 +273,8 @@ def test_the_discard_message_says_how_many_runs_are_lost_or_why_it_cannot_count(
            dict(SNAP_DBS[0], why="x", counted="DAG runs", discards="psql: connection refused")]
     assert backup.discard_message("20260101T120000Z", due) == [
         ("Restoring the mlflow database to its dump in snapshot 20260101T120000Z (asked for (rollback_databases=true)) "
-         "discards 3 MLflow runs started after 2026-01-01T12:00:00Z."),
-        ("Restoring the airflow database to its dump in snapshot 20260101T120000Z (x) discards the DAG runs started "
+         "discards 3 MLflow runs created after 2026-01-01T12:00:00Z."),
+        ("Restoring the airflow database to its dump in snapshot 20260101T120000Z (x) discards the DAG runs created "
          "after 2026-01-01T12:00:00Z (could not count them: psql: connection refused).")]
 
 
@@ -296,13 +300,40 @@ def test_a_rollback_across_a_version_change_announces_then_restores_the_database
     assert not (project / "backups" / backup.JOURNAL).exists()
 
 
+def test_runs_without_a_start_time_count_as_discarded_through_the_row_growth(project: Path) -> None:
+    # MLflow's REST API leaves start_time 0 on a run created without one: the time-based
+    # count (3) misses it, the growth of the runs table since the dump (10 -> 15) does not.
+    engine = DbEngine()
+    a = snap(project, engine)["snapshot"]
+    assert {d["name"]: d["rows"] for d in manifest_of(project, a)["databases"]} == {"airflow": 20, "mlflow": 10}
+    change_to_b(project)
+    engine.set_versions("3.3.2", "3.18.0")
+    b = snap(project, engine, seconds=10)["snapshot"]
+    engine.rows = {"airflow": 21, "mlflow": 15}
+    result = restore(project, engine, rollback_to=a)
+    assert result["restored_from"] == a
+    assert [(d["name"], d["discards"]) for d in result["databases"]] == [("mlflow", 5)]
+    assert "discards 5 MLflow runs created after" in result["databases_message"][0]
+    assert b != a
+
+
+def test_a_manifest_without_row_counts_falls_back_to_the_time_based_count() -> None:
+    engine = DbEngine()
+    entry = dict(SNAP_DBS[1])
+    entry.pop("rows", None)
+    assert backup.count_discards(engine, DATABASES[1], entry) == ("MLflow runs", 3)
+    engine.rows["mlflow"] = 4  # fewer rows than at the dump (purged since): the time-based count stands
+    assert backup.count_discards(engine, DATABASES[1], dict(entry, rows=10)) == ("MLflow runs", 3)
+
+
 def test_a_rollback_without_a_version_change_leaves_the_databases(project: Path) -> None:
     engine = DbEngine()
     a = snap(project, engine)["snapshot"]
     change_to_b(project)
     snap(project, engine, seconds=10)
+    counted_by_snapshots = list(engine.queries)  # the row counts each dump records
     result = restore(project, engine)
-    assert result["restored_from"] == a and result["databases"] == [] and engine.queries == []
+    assert result["restored_from"] == a and result["databases"] == [] and engine.queries == counted_by_snapshots
     assert not (project / "backups" / backup.JOURNAL).exists()
     assert backup.restore_databases(dbconfig(project), False, engine)["changed"] is False
 

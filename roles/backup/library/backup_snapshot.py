@@ -98,6 +98,11 @@ DISCARD_QUERIES = {
     "mlflow": ("MLflow runs", "SELECT count(*) FROM runs WHERE start_time > {epoch_ms}"),
     "airflow": ("DAG runs", "SELECT count(*) FROM dag_run WHERE COALESCE(start_date, queued_at) > '{iso}'::timestamptz"),
 }
+# Every row of the same table, counted just before each dump and kept in the manifest: the
+# growth since is the rows a restore discards. MLflow keeps start_time 0 for a run created
+# through the REST API without one, which the time-based count misses; the growth misses rows
+# purged since (`mlflow gc`, `airflow db clean`). The larger of the two is said.
+ROW_QUERIES = {"mlflow": "SELECT count(*) FROM runs", "airflow": "SELECT count(*) FROM dag_run"}
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _MODE = re.compile(r"^0?[0-7]{3,4}$")
 _CHUNK = 1 << 20
@@ -548,14 +553,29 @@ def discard_sql(name, dumped_at):
     return what, sql.format(epoch_ms=int(when.timestamp() * 1000), iso=dumped_at)
 
 
+def count_discards(docker, db, entry):
+    """(what is counted, how many rows a restore of ``entry``'s dump discards, or why it cannot say)."""
+    counted = discard_sql(entry["name"], entry["dumped_at"])
+    if not counted:
+        return "rows", "no counting query for this database"
+    what, sql = counted
+    since = docker.count(db, sql)
+    if isinstance(entry.get("rows"), int):
+        now_rows = docker.count(db, ROW_QUERIES[entry["name"]])
+        if isinstance(now_rows, int):
+            grown = max(0, now_rows - entry["rows"])
+            since = max(since, grown) if isinstance(since, int) else grown
+    return what, since
+
+
 def discard_message(stamp, due):
     """One line per database: what restoring it brings back and how many runs that discards."""
     lines = []
     for d in due:
         what = d.get("counted") or "rows"
         count = d.get("discards")
-        lost = (f"discards {count} {what} started after {d['dumped_at']}" if isinstance(count, int)
-                else f"discards the {what} started after {d['dumped_at']} (could not count them: {count})")
+        lost = (f"discards {count} {what} created after {d['dumped_at']}" if isinstance(count, int)
+                else f"discards the {what} created after {d['dumped_at']} (could not count them: {count})")
         lines.append(f"Restoring the {d['name']} database to its dump in snapshot {stamp} ({d['why']}) {lost}.")
     return lines
 
@@ -866,9 +886,11 @@ def dump_databases(databases, partial, docker):
         os.close(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
         os.chmod(dst, 0o600)
         dumped_at = now_utc().strftime("%Y-%m-%dT%H:%M:%SZ")  # rows after this are what a restore discards
+        # Counted before the dump: a row added in between makes a restore say one run too many, never too few.
+        rows = docker.count(db, ROW_QUERIES[db["name"]]) if db["name"] in ROW_QUERIES else None
         docker.pg_dump(db, dst)
         entries.append(dict(entry, file=rel, size=os.path.getsize(dst), sha256=sha256_file(dst), mode="0600",
-                            dumped_at=dumped_at))
+                            dumped_at=dumped_at, rows=rows if isinstance(rows, int) else None))
     return entries
 
 
@@ -1088,9 +1110,7 @@ def restore(cfg, check_mode, docker, now, copy=None):
     work = plan["files"] or plan["links"] or plan["displace"] or plan["missing_dirs"]
     configured = {db["name"]: db for db in cfg["databases"]}
     for d in plan["databases"]:  # counted before anything changes, so the caller can say it first
-        counted = discard_sql(d["name"], d["dumped_at"])
-        d["counted"], d["discards"] = (counted[0], docker.count(configured[d["name"]], counted[1])) if counted \
-            else ("rows", "no counting query for this database")
+        d["counted"], d["discards"] = count_discards(docker, configured[d["name"]], d)
     result = {"changed": bool(work) or bool(journal) or bool(plan["databases"]),
               "restored": bool(work) or bool(journal) or bool(plan["databases"]), "restored_from": stamp,
               "databases": [{k: d[k] for k in ("name", "why", "counted", "discards", "dumped_at")}
