@@ -78,7 +78,7 @@ molecule: $(STAMP) chromium $(PYTEST_TARGET)/.installed ## Molecule scenarios; t
 
 test: lint unit molecule ## Everything CI runs
 
-bench-converge: $(STAMP) ## Cold and warm wall times of site.yml (ARGS='-- -e training_dags_train=never')
+bench-converge: $(STAMP) ## Cold and warm wall times of site.yml (without training: ARGS='-- -e training_dags_train=never -e verify_models=false')
 	$(BIN)/python bench/converge.py $(ARGS)
 
 bench-images: $(STAMP) ## Image sizes, build times, one-package rebuild

@@ -7,7 +7,7 @@ lt-bench, ports 35000/38082) so it never touches the stack `make up` manages.
     python bench/converge.py                 # project from nothing (image/wheel caches as they are)
     python bench/converge.py --purge-caches  # also drop the wheelhouse and project images first
     python bench/converge.py --keep          # leave the bench stack running afterwards
-    python bench/converge.py -- -e training_dags_train=never   # extra ansible-playbook args
+    python bench/converge.py -- -e training_dags_train=never -e verify_models=false   # no training (nothing to check models against)
 """
 from __future__ import annotations
 
