@@ -95,14 +95,13 @@ DB_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 # MLflow's runs.start_time is milliseconds since the epoch; Airflow's dag_run.start_date a
 # timestamptz, NULL while a run is only queued (then queued_at counts).
 DISCARD_QUERIES = {
-    "mlflow": ("MLflow runs", "SELECT count(*) FROM runs WHERE start_time > {epoch_ms}"),
-    "airflow": ("DAG runs", "SELECT count(*) FROM dag_run WHERE COALESCE(start_date, queued_at) > '{iso}'::timestamptz"),
+    "mlflow": ("MLflow runs", "runs", "start_time > {epoch_ms}"),
+    "airflow": ("DAG runs", "dag_run", "COALESCE(start_date, queued_at) > '{iso}'::timestamptz"),
 }
-# Every row of the same table, counted just before each dump and kept in the manifest: the
-# growth since is the rows a restore discards. MLflow keeps start_time 0 for a run created
+# Every row of the same table is also counted just before each dump and kept in the manifest:
+# the growth since is the rows a restore discards. MLflow keeps start_time 0 for a run created
 # through the REST API without one, which the time-based count misses; the growth misses rows
 # purged since (`mlflow gc`, `airflow db clean`). The larger of the two is said.
-ROW_QUERIES = {"mlflow": "SELECT count(*) FROM runs", "airflow": "SELECT count(*) FROM dag_run"}
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _MODE = re.compile(r"^0?[0-7]{3,4}$")
 _CHUNK = 1 << 20
@@ -549,8 +548,14 @@ def discard_sql(name, dumped_at):
     if name not in DISCARD_QUERIES:
         return None
     when = datetime.datetime.strptime(dumped_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)  # noqa: UP017
-    what, sql = DISCARD_QUERIES[name]
-    return what, sql.format(epoch_ms=int(when.timestamp() * 1000), iso=dumped_at)
+    what, table, newer = DISCARD_QUERIES[name]
+    newer = newer.format(epoch_ms=int(when.timestamp() * 1000), iso=dumped_at)
+    return what, f"SELECT count(*) FROM {table} WHERE {newer}"
+
+
+def row_sql(name):
+    """SQL counting every row of the table a restore of ``name`` discards rows of, or None."""
+    return f"SELECT count(*) FROM {DISCARD_QUERIES[name][1]}" if name in DISCARD_QUERIES else None
 
 
 def count_discards(docker, db, entry):
@@ -561,7 +566,7 @@ def count_discards(docker, db, entry):
     what, sql = counted
     since = docker.count(db, sql)
     if isinstance(entry.get("rows"), int):
-        now_rows = docker.count(db, ROW_QUERIES[entry["name"]])
+        now_rows = docker.count(db, row_sql(entry["name"]))
         if isinstance(now_rows, int):
             grown = max(0, now_rows - entry["rows"])
             since = max(since, grown) if isinstance(since, int) else grown
@@ -887,7 +892,7 @@ def dump_databases(databases, partial, docker):
         os.chmod(dst, 0o600)
         dumped_at = now_utc().strftime("%Y-%m-%dT%H:%M:%SZ")  # rows after this are what a restore discards
         # Counted before the dump: a row added in between makes a restore say one run too many, never too few.
-        rows = docker.count(db, ROW_QUERIES[db["name"]]) if db["name"] in ROW_QUERIES else None
+        rows = docker.count(db, row_sql(db["name"])) if db["name"] in DISCARD_QUERIES else None
         docker.pg_dump(db, dst)
         entries.append(dict(entry, file=rel, size=os.path.getsize(dst), sha256=sha256_file(dst), mode="0600",
                             dumped_at=dumped_at, rows=rows if isinstance(rows, int) else None))
