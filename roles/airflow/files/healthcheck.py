@@ -10,6 +10,10 @@ wall while training ran; these take ~0.5 s). These probes prove the same things 
                            metadata DB's job table, as `airflow jobs check --local` does)
   celery [timeout]         this host's Celery worker answers a ping over the broker
   http <url> [timeout]     the URL answers 2xx
+  roundtrip <queue> [timeout]
+                           a real Celery task (the builtin celery.accumulate) through the
+                           broker to <queue>; only a worker can answer, via the result
+                           backend. Prints JSON: the workers that answered a ping, the answer
 
 and, run by the airflow role before the worker is restarted or recreated:
 
@@ -127,6 +131,22 @@ def resume_worker(queues: str) -> str:
     return f"{node} consumes {queues}"
 
 
+def roundtrip(queue: str, timeout: float = 120.0) -> str:
+    """Send celery.accumulate to `queue`, wait for its result; JSON of pings, answer, seconds."""
+    from celery import Celery
+
+    app = Celery(broker=_secret("airflow_celery_broker_url"), backend=_secret("airflow_celery_result_backend"))
+    try:
+        # limit=1: return at the first answer instead of waiting the whole timeout for more
+        pongs = app.control.inspect(timeout=10, limit=1).ping() or {}
+        started = time.monotonic()
+        result = app.send_task("celery.accumulate", args=["pong"], kwargs={"index": 0}, queue=queue)
+        answer = result.get(timeout=timeout)
+    finally:
+        app.close()
+    return json.dumps({"workers": sorted(pongs), "answer": answer, "seconds": round(time.monotonic() - started, 2)})
+
+
 def check_http(url: str, timeout: float = 20.0) -> str:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return f"{url} answered {response.status}"
@@ -137,6 +157,7 @@ def main(argv: list[str]) -> int:
         "job": lambda args: check_job(args[0], *map(float, args[1:])),
         "celery": lambda args: check_celery(*map(float, args)),
         "http": lambda args: check_http(args[0], *map(float, args[1:])),
+        "roundtrip": lambda args: roundtrip(args[0], *map(float, args[1:])),
         "resume": lambda args: resume_worker(args[0]),
     }
     if argv[:1] == ["drain"]:
