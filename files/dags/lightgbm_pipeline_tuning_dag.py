@@ -1,8 +1,8 @@
 """
 ### Tuning the LightGBM on MNIST
 
-A study over the LightGBM's hyper-parameters: trials spread over the Celery workers as mapped
-tasks, the best one evaluated on the untouched test set and promoted only through the gate.
+Leaf-wise trees: `num_leaves` and `min_data_in_leaf` bound their size, `feature_fraction`
+and the learning rate their variance.
 Training DAG: `lightgbm_pipeline`.
 """
 

@@ -1,8 +1,8 @@
 """
 ### Tuning the PyTorch CNN on MNIST
 
-A study over the PyTorch CNN's hyper-parameters: trials spread over the Celery workers as mapped
-tasks, the best one evaluated on the untouched test set and promoted only through the gate.
+Epochs and learning rate matter most here (PyTorch's default init wanted one epoch more
+than Keras' twin to pass 0.99).
 Training DAG: `pytorch_mnist_cnn`.
 """
 

@@ -1,8 +1,8 @@
 """
 ### Tuning the PyTorch MLP on MNIST
 
-A study over the PyTorch MLP's hyper-parameters: trials spread over the Celery workers as mapped
-tasks, the best one evaluated on the untouched test set and promoted only through the gate.
+The PyTorch twin of the Keras MLP: the same space, so the two libraries' studies compare
+head to head in the report.
 Training DAG: `pytorch_mnist_mlp`.
 """
 

@@ -82,6 +82,43 @@ def _table_params() -> dict[str, Param]:
     }
 
 
+def _default_args(settings: PipelineSettings) -> dict[str, Any]:
+    """Task defaults of both DAG kinds: the run controls of settings.json."""
+    return {
+        "owner": "mlops",
+        "retries": settings.retries,
+        "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
+        "execution_timeout": timedelta(minutes=settings.execution_timeout_minutes),
+    }
+
+
+def evaluate_task(pipeline_key: str) -> Any:
+    """The `evaluate` task both DAG kinds end with: the logged model on the test set, the gate."""
+
+    @task(task_id="evaluate")
+    def evaluate(trained: dict[str, Any]) -> dict[str, Any]:
+        from mlops_training import pipeline
+
+        try:
+            return pipeline.evaluate(pipeline_key, trained)
+        except GateError as exc:  # deterministic: retrying cannot help
+            raise AirflowFailException(str(exc)) from exc
+
+    return evaluate
+
+
+def register_task(pipeline_key: str) -> Any:
+    """The `register` task after `evaluate`: a model version, `champion` only when it is better."""
+
+    @task(task_id="register")
+    def register(evaluated: dict[str, Any]) -> dict[str, Any]:
+        from mlops_training import pipeline
+
+        return pipeline.register(pipeline_key, evaluated)
+
+    return register
+
+
 def build_training_dag(pipeline_key: str, doc: str | None) -> DAG:
     """Build the DAG of one pipeline (a key of the registry) and return it.
 
@@ -98,12 +135,7 @@ def build_training_dag(pipeline_key: str, doc: str | None) -> DAG:
         max_active_runs=1,
         tags=list(spec.tags),
         doc_md=doc_md(doc, spec, settings),
-        default_args={
-            "owner": "mlops",
-            "retries": settings.retries,
-            "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
-            "execution_timeout": timedelta(minutes=settings.execution_timeout_minutes),
-        },
+        default_args=_default_args(settings),
         params=_table_params() if spec.tabular else None,
     )
     def training_dag() -> None:
@@ -122,22 +154,7 @@ def build_training_dag(pipeline_key: str, doc: str | None) -> DAG:
 
             return pipeline.train(pipeline_key, data_ref, pipeline.airflow_run_context())
 
-        @task
-        def evaluate(trained: dict[str, Any]) -> dict[str, Any]:
-            from mlops_training import pipeline
-
-            try:
-                return pipeline.evaluate(pipeline_key, trained)
-            except GateError as exc:  # deterministic: retrying cannot help
-                raise AirflowFailException(str(exc)) from exc
-
-        @task
-        def register(evaluated: dict[str, Any]) -> dict[str, Any]:
-            from mlops_training import pipeline
-
-            return pipeline.register(pipeline_key, evaluated)
-
-        register(evaluate(train(validate())))
+        register_task(pipeline_key)(evaluate_task(pipeline_key)(train(validate())))
 
     return training_dag()
 
@@ -208,12 +225,7 @@ def build_tuning_dag(pipeline_key: str, doc: str | None) -> DAG:
         max_active_runs=1,  # one study per model at a time: studies never race for its champion
         tags=[*spec.tags, "tuning"],
         doc_md=tuning_doc_md(doc, spec, settings),
-        default_args={
-            "owner": "mlops",
-            "retries": settings.retries,
-            "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
-            "execution_timeout": timedelta(minutes=settings.execution_timeout_minutes),
-        },
+        default_args=_default_args(settings),
         params=_tuning_params(pipeline_key),
     )
     def tuning_dag() -> None:
@@ -263,21 +275,6 @@ def build_tuning_dag(pipeline_key: str, doc: str | None) -> DAG:
             except TuningError as exc:  # no trial completed: a retry would read the same results
                 raise AirflowFailException(str(exc)) from exc
 
-        @task
-        def evaluate(best: dict[str, Any]) -> dict[str, Any]:
-            from mlops_training import pipeline
-
-            try:
-                return pipeline.evaluate(pipeline_key, best)
-            except GateError as exc:  # deterministic: retrying cannot help
-                raise AirflowFailException(str(exc)) from exc
-
-        @task
-        def register(evaluated: dict[str, Any]) -> dict[str, Any]:
-            from mlops_training import pipeline
-
-            return pipeline.register(pipeline_key, evaluated)
-
         @teardown
         @task
         def finish_study(study: dict[str, Any] | None, best: dict[str, Any] | None,
@@ -289,8 +286,8 @@ def build_tuning_dag(pipeline_key: str, doc: str | None) -> DAG:
         study = start_study(validate())
         results = run_trial.partial(study=study).expand(trial=ask(study))
         best = select_best(results)
-        evaluated = evaluate(best)
-        registered = register(evaluated)
+        evaluated = evaluate_task(pipeline_key)(best)
+        registered = register_task(pipeline_key)(evaluated)
         finish_study(study, best, evaluated, registered)
 
     return tuning_dag()

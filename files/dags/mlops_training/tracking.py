@@ -392,6 +392,9 @@ def log_model(result: TrainResult, input_example: np.ndarray, n_classes: int) ->
     if result.flavor == "pytorch":
         # torch.export needs a batch > 1 to keep the batch dimension dynamic.
         extra["input_example"] = example if len(example) > 1 else np.repeat(example, 2, axis=0)
+        # An input example makes MLflow reload the saved model and predict it once more
+        # before uploading; the evaluate task does that on the whole test set anyway.
+        extra["validate_serving_input"] = False
     flavor = importlib.import_module(f"mlflow.{result.flavor}")
     info = flavor.log_model(
         result.model, name=MODEL_NAME, signature=signature,
