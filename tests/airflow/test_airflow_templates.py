@@ -107,10 +107,46 @@ def test_every_airflow_service_shares_the_secret_commands(rendered: Path) -> Non
     doc = compose(rendered)
     for name in AIRFLOW_SERVICES:
         env = doc["services"][name]["environment"]
-        assert env["AIRFLOW__API_AUTH__JWT_SECRET_CMD"] == "cat /run/secrets/airflow_jwt_secret", name
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+        # A *_CMD whose file is not mounted fails the moment Airflow reads that option.
+        for key, value in env.items():
+            if key.endswith("_CMD"):
+                assert value.startswith("cat /run/secrets/"), (name, key)
+                assert value.removeprefix("cat /run/secrets/") in doc["services"][name]["secrets"], (name, key)
+    for name in AIRFLOW_SERVICES[1:]:  # the long-running ones share one JWT secret
+        env = doc["services"][name]["environment"]
+        assert env["AIRFLOW__API_AUTH__JWT_SECRET_CMD"] == "cat /run/secrets/airflow_jwt_secret", name
         assert "airflow_jwt_secret" in doc["services"][name]["secrets"]
+
+
+def test_secrets_reach_only_the_services_that_need_them(rendered: Path) -> None:
+    services = compose(rendered)["services"]
+    holders = {secret: sorted(name for name in AIRFLOW_SERVICES if secret in services[name]["secrets"])
+               for secret in ("airflow_admin_password", "airflow_sql_alchemy_conn", "airflow_fernet_key",
+                              "airflow_celery_broker_url", "airflow_db_password")}
+    assert holders["airflow_admin_password"] == ["airflow-init"]
+    assert holders["airflow_db_password"] == []  # the DB owner's password: PostgreSQL alone
+    assert "airflow-worker" not in holders["airflow_sql_alchemy_conn"]
+    assert "airflow-worker" not in holders["airflow_fernet_key"]
+    assert holders["airflow_celery_broker_url"] == ["airflow-scheduler", "airflow-worker"]
+    # The worker runs third-party ML code: the broker, its result store, the JWT secret and
+    # the key its log server checks, nothing else.
+    worker = services["airflow-worker"]
+    assert set(worker["secrets"]) == {"airflow_celery_broker_url", "airflow_celery_result_backend",
+                                      "airflow_jwt_secret", "airflow_api_secret_key"}
+    assert not {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD", "AIRFLOW__CORE__FERNET_KEY_CMD"} & set(worker["environment"])
+
+
+def test_the_result_store_is_not_the_metadata_db_owner() -> None:
+    """The worker's one database URL (Celery results) logs in as a role of its own."""
+    tasks = yaml.safe_load((ROLE / "tasks" / "secrets.yml").read_text())
+    [write] = [task for task in tasks if task["name"].startswith("Write the connection URLs")]
+    urls = {item["name"]: item["url"] for item in write["loop"]}
+    assert "airflow_db_user" not in urls["airflow_celery_result_backend"]
+    assert "__airflow_celery_pw" in urls["airflow_celery_result_backend"]
+    assert urls["airflow_celery_result_backend"].endswith("/{{ __airflow_celery_db }}")
+    assert "airflow_db_user" in urls["airflow_sql_alchemy_conn"]
 
 
 def test_no_secret_value_in_the_fragment(rendered: Path) -> None:

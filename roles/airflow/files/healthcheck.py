@@ -23,6 +23,12 @@ and, run by the airflow role before the worker is restarted or recreated:
   resume <queue,...>       the worker takes tasks from these queues again (a no-op for a
                            fresh worker, which consumes them already)
 
+and, run by airflow-init before any other Airflow service starts:
+
+  results-db <name>        Celery's result store: a login role <name> (password from its
+                           secret file, set on every run) that owns a database <name> and
+                           nothing else; the metadata DB is closed to roles that do not own it
+
 Connection strings come from the secret files Airflow itself reads (*_CMD options), so
 no secret is on a command line. Exit 0 healthy, 1 unhealthy (the reason on stderr).
 """
@@ -48,8 +54,7 @@ def _secret(name: str) -> str:
 def check_job(job_type: str, max_age: float = 60.0) -> str:
     """This host's newest running <job_type> heartbeated within max_age seconds."""
     # SQLAlchemy's postgresql+psycopg2://… → libpq's postgresql://…
-    url = _secret("airflow_sql_alchemy_conn")
-    dsn = "postgresql" + url[url.index("://"):]
+    dsn = _libpq_dsn()
     import psycopg2  # the postgres provider's driver: a light import, unlike Airflow
 
     with psycopg2.connect(dsn, connect_timeout=10) as conn, conn.cursor() as cur:
@@ -147,6 +152,44 @@ def roundtrip(queue: str, timeout: float = 120.0) -> str:
     return json.dumps({"workers": sorted(pongs), "answer": answer, "seconds": round(time.monotonic() - started, 2)})
 
 
+def _libpq_dsn() -> str:
+    """The metadata DB's URL as libpq takes it (SQLAlchemy's postgresql+psycopg2:// → postgresql://)."""
+    url = _secret("airflow_sql_alchemy_conn")
+    return "postgresql" + url[url.index("://"):]
+
+
+def ensure_results_db(name: str) -> str:
+    """Create (or update the password of) the result store's role and its database."""
+    dsn, password = _libpq_dsn(), _secret("airflow_celery_db_password")
+    import psycopg2
+    from psycopg2 import sql
+
+    conn = psycopg2.connect(dsn, connect_timeout=10)
+    conn.autocommit = True  # CREATE DATABASE cannot run in a transaction
+    done = []
+    try:
+        with conn.cursor() as cur:
+            role = sql.Identifier(name)
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
+            verb = "ALTER" if cur.fetchone() else "CREATE"
+            # psycopg2 binds the password client-side, so it is quoted as a literal here too.
+            cur.execute(sql.SQL(verb + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %s").format(role),
+                        (password,))
+            done.append(f"{verb.lower()}d role {name}")
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is None:
+                cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(role, role))
+                done.append(f"created database {name}")
+            # PUBLIC may connect to every database by default; the metadata DB's owner keeps
+            # its own right to, every other role (the result store's) loses it.
+            cur.execute("SELECT current_database()")
+            metadata_db = cur.fetchone()[0]
+            cur.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(sql.Identifier(metadata_db)))
+    finally:
+        conn.close()
+    return ", ".join(done)
+
+
 def check_http(url: str, timeout: float = 20.0) -> str:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return f"{url} answered {response.status}"
@@ -159,6 +202,7 @@ def main(argv: list[str]) -> int:
         "http": lambda args: check_http(args[0], *map(float, args[1:])),
         "roundtrip": lambda args: roundtrip(args[0], *map(float, args[1:])),
         "resume": lambda args: resume_worker(args[0]),
+        "results-db": lambda args: ensure_results_db(args[0]),
     }
     if argv[:1] == ["drain"]:
         try:
