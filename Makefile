@@ -19,7 +19,7 @@ MOLECULE_ENV := MLOPS_PROJECT_DIR=/opt/lakehouse-tick-molecule MLOPS_COMPOSE_PRO
 # Pure-Python pytest for running the suites inside the images, kept outside the clone.
 PYTEST_TARGET := /var/cache/lakehouse-tick/pytest-9.2.0
 
-.PHONY: help venv up verify rollback report status lint unit molecule test test-images e2e chromium \
+.PHONY: help venv up verify rollback report audit status lint unit molecule test test-images e2e chromium \
 	bench-converge bench-images bench-dags bench-idle bench-tune
 
 help: ## List the targets
@@ -44,6 +44,9 @@ rollback: $(STAMP) ## Roll back (ARGS='-e rollback_list=true' or '-e rollback_to
 
 report: $(STAMP) ## Model comparison report from MLflow: HTML + PNGs under reports/ (ARGS='--select champion')
 	PYTHONPATH=tools $(BIN)/python -m mlops_tools.report $(ARGS)
+
+audit: $(STAMP) ## Search the project dir (or ARGS='<paths>') for leaked secrets and API tokens
+	PYTHONPATH=tools $(BIN)/python -m mlops_tools.audit $(ARGS)
 
 status: $(STAMP) ## Containers, limits, OOM kills, disk, memory, DAG runs (ARGS=--json)
 	PYTHONPATH=tools $(BIN)/python -m mlops_tools.status $(ARGS)
