@@ -18,7 +18,7 @@ DAGS_DIR = REPO / "files" / "dags"
 if str(DAGS_DIR) not in sys.path:
     sys.path.insert(0, str(DAGS_DIR))
 
-from mlops_training.settings import parse_settings  # noqa: E402 - after the path above
+from mlops_training.settings import parse_settings
 
 
 def run(work: Path, tasks: list[dict], extra: dict) -> subprocess.CompletedProcess[str]:

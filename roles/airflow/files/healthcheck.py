@@ -165,7 +165,7 @@ def roundtrip(queues: str, timeout: float = 120.0) -> str:
             left = max(timeout - (time.monotonic() - started), 1.0)
             try:
                 answers[name] = result.get(timeout=left)
-            except Exception as exc:  # noqa: BLE001 - named with its queue, the caller decides
+            except Exception as exc:  # a timeout or a failed task: named with its queue, re-raised
                 raise RuntimeError(f"no answer from queue {name!r} within {timeout:.0f} s (workers consume "
                                    f"{consumed or 'nothing'}): {type(exc).__name__}") from exc
             seconds[name] = round(time.monotonic() - started, 2)
