@@ -158,3 +158,22 @@ def test_roundtrip_names_the_queue_no_worker_consumes(
     err = capsys.readouterr().err
     assert "no answer from queue 'heavy'" in err
     assert "{'celery@w1': ['default']}" in err
+
+
+def test_resume_adds_a_consumer_for_each_queue(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    added: list[tuple[str, list[str]]] = []
+
+    class Celery:
+        def __init__(self, **_: object) -> None:
+            self.control = types.SimpleNamespace(
+                add_consumer=lambda name, destination, **_: added.append((name, destination)))
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setitem(sys.modules, "celery", types.SimpleNamespace(Celery=Celery))
+    monkeypatch.setattr(probe, "SECRETS", tmp_path)
+    (tmp_path / "airflow_celery_broker_url").write_text("redis://unused\n")
+    node = f"celery@{socket.gethostname()}"
+    assert probe.resume_worker("default,heavy") == f"{node} consumes default,heavy"
+    assert added == [("default", [node]), ("heavy", [node])]
