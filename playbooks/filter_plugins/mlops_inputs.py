@@ -35,6 +35,9 @@ URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~/%+=&
 USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 EXTRA = re.compile(_NAME)
+# A Celery queue name: it lands in the worker's command line (`--queues a,b`, so no comma)
+# and in the broker's key names.
+QUEUE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -122,6 +125,17 @@ def _env(var: str, value: object, check: Mapping) -> list[str]:
     return problems
 
 
+def _queues(var: str, value: object, check: Mapping) -> list[str]:
+    if not isinstance(value, list) or not value:
+        return [f"{var} must be a non-empty list of queue names such as [default, heavy] (got {_show(value)})."]
+    problems = [f"{var}: {_show(item)} is not a queue name (1-64 letters, digits, '_', '-' or '.')."
+                for item in value if not isinstance(item, str) or not QUEUE.fullmatch(item)]
+    repeated = sorted({str(item) for item in value if value.count(item) > 1})
+    if repeated:
+        problems.append(f"{var} names {', '.join(repeated)} more than once; list each queue once.")
+    return problems
+
+
 RULES: dict[str, Callable[[str, object, Mapping], list[str]]] = {
     "requirements": _requirements,
     "release": _release,
@@ -136,6 +150,7 @@ RULES: dict[str, Callable[[str, object, Mapping], list[str]]] = {
     "email": _pattern(EMAIL, "an e-mail address such as admin@example.invalid"),
     "extras": _names,
     "env": _env,
+    "queues": _queues,
 }
 
 

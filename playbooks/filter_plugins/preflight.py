@@ -51,6 +51,55 @@ def setting_mismatches(groups: dict[str, dict]) -> list[str]:
     return problems
 
 
+# Airflow's [operators] default_queue: where a task that names no queue goes. The airflow
+# role leaves it at Airflow's own default.
+DEFAULT_QUEUE = "default"
+
+
+def _served_by(item: object) -> dict:
+    """A worker's entry: a plain list of queues, or ``{queues, variable, worker}``."""
+    if isinstance(item, dict):
+        return {"queues": list(item.get("queues") or []), "variable": item.get("variable", "airflow_worker_queues"),
+                "worker": item.get("worker", "")}
+    return {"queues": list(item or []), "variable": "airflow_worker_queues", "worker": ""}
+
+
+def unserved_queues(routes: dict, workers: list, default_queue: str = DEFAULT_QUEUE,
+                    route_variable: str = "training_dags_queues") -> list[str]:
+    """One message per queue that tasks are sent to but no Celery worker consumes.
+
+    ``routes``: pipeline → its queue (missing, ``None`` or empty: the default queue).
+    ``workers``: the queues each worker serves, one entry per worker (host), either a list
+    of names or ``{queues, variable, worker}``; today the one local worker's
+    ``airflow_worker_queues``. Tasks sent to such a queue would wait in the broker for
+    ever (Airflow queues them; no worker takes them), so the run stops before anything
+    changes. The default queue must be served in any case: every task that names no queue
+    (other DAGs, pipelines without a route) goes there.
+    """
+    served_by = [_served_by(item) for item in workers or []]
+    served = {queue for entry in served_by for queue in entry["queues"]}
+    variables = sorted({entry["variable"] for entry in served_by}) or ["airflow_worker_queues"]
+    offered = "; ".join(
+        f"{entry['variable']}{' of ' + entry['worker'] if entry['worker'] else ''}: {', '.join(entry['queues']) or '-'}"
+        for entry in served_by) or "no worker"
+    where = " or ".join(variables) + (" of a worker host" if len(served_by) > 1 else "")
+    problems = []
+    if default_queue not in served:
+        on_default = sorted(name for name, queue in (routes or {}).items() if not queue)
+        who = f"pipelines {', '.join(on_default)} and " if on_default else ""
+        problems.append(
+            f"No worker serves Airflow's default queue '{default_queue}', where {who}every task that names no "
+            f"queue goes ({offered}). Add {default_queue} to {where}.")
+    for name, queue in sorted((routes or {}).items()):
+        if queue and queue not in served:
+            problems.append(
+                f"Pipeline {name} sends its tasks to queue '{queue}' ({route_variable}.{name}), which no worker "
+                f"serves ({offered}). Add {queue} to {where}, or route {name} to a served queue "
+                f"(or drop it from {route_variable} for the default queue).")
+    return problems
+
+
 class FilterModule:
     def filters(self):
-        return {"port_collisions": port_collisions, "setting_mismatches": setting_mismatches}
+        return {"port_collisions": port_collisions, "setting_mismatches": setting_mismatches,
+                "unserved_queues": unserved_queues}

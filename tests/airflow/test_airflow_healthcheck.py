@@ -10,7 +10,9 @@ from __future__ import annotations
 import http.server
 import json
 import socket
+import sys
 import threading
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,3 +92,88 @@ def test_drain_without_broker_secret_fails_cleanly(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(probe, "SECRETS", tmp_path)
     assert probe.main(["drain", "5"]) == 1
     assert "airflow_celery_broker_url" in capsys.readouterr().err
+
+
+class _Result:
+    def __init__(self, queue: str, consumed: set[str]) -> None:
+        self.queue, self.consumed = queue, consumed
+
+    def get(self, timeout: float) -> str:
+        if self.queue not in self.consumed:
+            raise TimeoutError("The operation timed out.")
+        return "pong"
+
+
+def _fake_celery(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, consumes: dict[str, list[str]]) -> list[str]:
+    """A stand-in `celery` module: workers consuming ``consumes``; returns the queues sent to."""
+    sent: list[str] = []
+    consumed = {name for names in consumes.values() for name in names}
+
+    class Inspect:
+        def __init__(self, destination: list[str] | None = None, **_: object) -> None:
+            self.destination = destination
+
+        def ping(self) -> dict:
+            return {node: {"ok": "pong"} for node in consumes}
+
+        def active_queues(self) -> dict:
+            return {node: [{"name": name, "routing_key": name} for name in names]
+                    for node, names in consumes.items() if self.destination is None or node in self.destination}
+
+    class Celery:
+        def __init__(self, **_: object) -> None:
+            self.control = types.SimpleNamespace(inspect=Inspect)
+
+        def send_task(self, name: str, args: list, kwargs: dict, queue: str) -> _Result:
+            assert (name, args) == ("celery.accumulate", ["pong"])
+            sent.append(queue)
+            return _Result(queue, consumed)
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setitem(sys.modules, "celery", types.SimpleNamespace(Celery=Celery))
+    monkeypatch.setattr(probe, "SECRETS", tmp_path)
+    for name in ("airflow_celery_broker_url", "airflow_celery_result_backend"):
+        (tmp_path / name).write_text("redis://unused\n")
+    return sent
+
+
+def test_roundtrip_reaches_every_queue_and_reports_what_the_workers_consume(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sent = _fake_celery(monkeypatch, tmp_path, {"celery@w1": ["heavy", "default"]})
+    assert probe.main(["roundtrip", "default,heavy", "5"]) == 0
+    assert sent == ["default", "heavy"]
+    report = json.loads(capsys.readouterr().out)
+    assert report["workers"] == ["celery@w1"]
+    assert report["consumes"] == {"celery@w1": ["default", "heavy"]}
+    assert report["answers"] == {"default": "pong", "heavy": "pong"}
+    assert set(report["seconds"]) == {"default", "heavy"} and report["answer"] == "pong"
+
+
+def test_roundtrip_names_the_queue_no_worker_consumes(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _fake_celery(monkeypatch, tmp_path, {"celery@w1": ["default"]})
+    assert probe.main(["roundtrip", "default,heavy", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "no answer from queue 'heavy'" in err
+    assert "{'celery@w1': ['default']}" in err
+
+
+def test_resume_adds_a_consumer_for_each_queue(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    added: list[tuple[str, list[str]]] = []
+
+    class Celery:
+        def __init__(self, **_: object) -> None:
+            self.control = types.SimpleNamespace(
+                add_consumer=lambda name, destination, **_: added.append((name, destination)))
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setitem(sys.modules, "celery", types.SimpleNamespace(Celery=Celery))
+    monkeypatch.setattr(probe, "SECRETS", tmp_path)
+    (tmp_path / "airflow_celery_broker_url").write_text("redis://unused\n")
+    node = f"celery@{socket.gethostname()}"
+    assert probe.resume_worker("default,heavy") == f"{node} consumes default,heavy"
+    assert added == [("default", [node]), ("heavy", [node])]

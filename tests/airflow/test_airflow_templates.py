@@ -270,3 +270,16 @@ def test_an_ipv6_bind_address_is_bracketed(tmp_path: Path) -> None:
     assert services["airflow-apiserver"]["ports"] == ["[::1]:8082:8080"]
     [port] = compose_config(out / "airflow.yml")["services"]["airflow-apiserver"]["ports"]
     assert (port["host_ip"], port["published"], port["target"]) == ("::1", "8082", 8080)
+
+
+def test_worker_consumes_the_default_queue_by_default(rendered: Path) -> None:
+    """Airflow's [operators] default_queue stays `default`: the worker names it explicitly."""
+    services = compose(rendered)["services"]
+    assert services["airflow-worker"]["command"] == ["airflow", "celery", "worker", "--queues", "default"]
+    assert not any("DEFAULT_QUEUE" in key for name in AIRFLOW_SERVICES for key in services[name]["environment"])
+
+
+def test_worker_consumes_every_listed_queue(tmp_path: Path) -> None:
+    out = render(tmp_path, {"airflow_worker_queues": ["default", "heavy", "gpu.v1"]})
+    worker = compose_config(out / "airflow.yml")["services"]["airflow-worker"]
+    assert worker["command"] == ["airflow", "celery", "worker", "--queues", "default,heavy,gpu.v1"]

@@ -202,3 +202,10 @@ def test_select_best_fails_without_retry_when_nothing_can_be_chosen(study_stand_
         select_best.python_callable([], ti=_TI(None))
     with pytest.raises(AirflowFailException, match="no trial completed: 2 planned"):
         select_best.python_callable([], ti=_TI({"parent_run_id": "p"}))
+
+
+def test_the_settings_queue_is_every_tasks_queue(_settings: Path) -> None:
+    _settings.write_text(json.dumps({"pipelines": {"lightgbm": {"queue": "heavy"}}}))
+    for dag in (build_training_dag("lightgbm", None), build_tuning_dag("lightgbm", None)):
+        assert {task.queue for task in dag.tasks} == {"heavy"}, dag.dag_id
+    assert {task.queue for task in build_training_dag("xgboost", None).tasks} == {"default"}

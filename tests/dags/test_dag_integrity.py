@@ -214,3 +214,27 @@ def test_bad_settings_surface_as_import_errors(tmp_path: Path, monkeypatch: pyte
     bag = _bag(monkeypatch, path)
     assert sorted(Path(f).name for f in bag.import_errors) == sorted(ALL_FILES)
     assert all("gate 0.5 is below the plan's floor 0.85" in e for e in bag.import_errors.values())
+
+
+def test_no_queue_in_settings_leaves_every_task_on_the_default_queue(dagbag: DagBag) -> None:
+    """Without a queue in settings.json every task goes to Airflow's [operators] default_queue."""
+    from airflow.configuration import conf
+
+    assert conf.get("operators", "default_queue") == "default"
+    assert {(dag_id, task.task_id): task.queue for dag_id, dag in dagbag.dags.items() for task in dag.tasks
+            if task.queue != "default"} == {}
+
+
+def test_a_queue_in_settings_reaches_every_task_of_that_pipelines_dags(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"pipelines": {"tensorflow_cnn": {"queue": "heavy"}, "pytorch_cnn": {"queue": "heavy"}}}))
+    bag = _bag(monkeypatch, path)
+    assert bag.import_errors == {}
+    routed = {"tensorflow_mnist_cnn", "tensorflow_mnist_cnn_tuning", "pytorch_mnist_cnn", "pytorch_mnist_cnn_tuning"}
+    queues = {dag_id: {task.task_id: task.queue for task in dag.tasks} for dag_id, dag in bag.dags.items()}
+    for dag_id in routed:  # mapped trials, setup and teardown included
+        assert set(queues[dag_id].values()) == {"heavy"}, queues[dag_id]
+    assert "trial" in queues["pytorch_mnist_cnn_tuning"] and bag.dags["pytorch_mnist_cnn_tuning"].get_task("trial").is_mapped
+    for dag_id in set(bag.dags) - routed:  # the other pipelines stay on the default queue
+        assert set(queues[dag_id].values()) == {"default"}, dag_id

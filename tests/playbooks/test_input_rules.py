@@ -112,6 +112,15 @@ BAD = [
     ("airflow", "airflow_extra_env", {"A B": "1"}),
     ("airflow", "airflow_extra_env", {"AIRFLOW__CORE__PARALLELISM": "8\nprivileged: true"}),
     ("airflow", "airflow_extra_env", {"AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}),
+    ("airflow", "airflow_worker_queues", []),
+    ("airflow", "airflow_worker_queues", "default,heavy"),
+    ("airflow", "airflow_worker_queues", ["default", "heavy,gpu"]),
+    ("airflow", "airflow_worker_queues", ["default", "heavy queue"]),
+    ("airflow", "airflow_worker_queues", ["default", "heavy\n"]),
+    ("airflow", "airflow_worker_queues", ["default", ""]),
+    ("airflow", "airflow_worker_queues", ["default", "$HOME"]),
+    ("airflow", "airflow_worker_queues", ["default", "heavy", "default"]),
+    ("airflow", "airflow_worker_queues", ["default", 3]),
     ("mlflow", "mlflow_version", "2.22.0"),
     ("mlflow", "mlflow_version", "3.17.2\n--index-url http://evil/"),
     ("mlflow", "mlflow_psycopg2_version", "latest"),
@@ -147,6 +156,8 @@ GOOD = [
     ("airflow", "airflow_bind_address", "172.19.0.1"),
     ("airflow", "airflow_extra_env", {"AIRFLOW__CORE__PARALLELISM": "8", "TOKEN_WITH_DOLLAR": "a$b", "N": 3}),
     ("airflow", "airflow_data_dir", "/srv/lt-data/v1.2_x"),
+    ("airflow", "airflow_worker_queues", ["default"]),
+    ("airflow", "airflow_worker_queues", ["default", "heavy", "gpu-a100.v2", "CPU_only"]),
     ("mlflow", "mlflow_psycopg2_version", "2.9"),
     ("mlflow", "mlflow_bind_address", "::"),
 ]
@@ -184,3 +195,13 @@ def test_path_rule_refuses_what_compose_would_read_differently() -> None:
     assert inputs.input_problems([{"var": "p", "rule": "path", "value": str(allowed)}]) == []
     for char in " $#:'\"\\\n\t{}`":
         assert inputs.input_problems([{"var": "p", "rule": "path", "value": f"/opt/x{char}y"}]), repr(char)
+
+
+def test_queue_rule_says_which_names_are_wrong_and_which_repeat() -> None:
+    problems = refusal("airflow", "airflow_worker_queues", ["default", "heavy,gpu", "heavy", "heavy"])
+    assert problems == [
+        "airflow_worker_queues: 'heavy,gpu' is not a queue name (1-64 letters, digits, '_', '-' or '.').",
+        "airflow_worker_queues names heavy more than once; list each queue once.",
+    ]
+    [empty] = refusal("airflow", "airflow_worker_queues", [])
+    assert empty == "airflow_worker_queues must be a non-empty list of queue names such as [default, heavy] (got [])."

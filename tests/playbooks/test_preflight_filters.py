@@ -65,3 +65,66 @@ def test_shared_settings_that_differ_are_named():
             "airflow_project_dir=/opt/other."
         )
     ]
+
+
+def local(*queues):
+    """The one worker of today's single host, as site.yml's preflight play passes it."""
+    return [{"worker": "localhost", "variable": "airflow_worker_queues", "queues": list(queues)}]
+
+
+def test_pipelines_on_served_queues_pass():
+    assert preflight.unserved_queues({}, local("default")) == []
+    assert preflight.unserved_queues({"tensorflow_cnn": "heavy", "pytorch_cnn": "heavy"},
+                                     local("default", "heavy")) == []
+    assert preflight.unserved_queues({"xgboost": None, "lightgbm": ""}, local("default")) == []  # no queue: default
+
+
+def test_a_queue_no_worker_serves_names_the_pipeline_the_queue_and_the_variables():
+    [problem] = preflight.unserved_queues({"tensorflow_cnn": "heavy", "xgboost": None}, local("default"))
+    assert problem == (
+        "Pipeline tensorflow_cnn sends its tasks to queue 'heavy' (training_dags_queues.tensorflow_cnn), which no "
+        "worker serves (airflow_worker_queues of localhost: default). Add heavy to airflow_worker_queues, or route "
+        "tensorflow_cnn to a served queue (or drop it from training_dags_queues for the default queue).")
+
+
+def test_every_unserved_route_is_reported():
+    problems = preflight.unserved_queues({"pytorch_cnn": "heavy", "tensorflow_cnn": "heavy", "xgboost": "cpu"},
+                                         local("default"))
+    assert [p.split(" ")[1] for p in problems] == ["pytorch_cnn", "tensorflow_cnn", "xgboost"]
+
+
+def test_the_default_queue_must_be_served_naming_who_relies_on_it():
+    [problem] = preflight.unserved_queues({"tensorflow_cnn": "heavy", "xgboost": None}, local("heavy"))
+    assert problem.startswith("No worker serves Airflow's default queue 'default', where pipelines xgboost and "
+                              "every task that names no queue goes (airflow_worker_queues of localhost: heavy).")
+    assert problem.endswith("Add default to airflow_worker_queues.")
+
+
+def test_several_workers_serve_together():
+    """Later: one entry per worker host; a queue counts as served when any worker consumes it.
+    Plain lists are taken too."""
+    hosts = [{"worker": "cp", "variable": "airflow_worker_queues", "queues": ["default"]},
+             {"worker": "gpu1", "variable": "airflow_worker_queues", "queues": ["heavy"]}]
+    assert preflight.unserved_queues({"pytorch_cnn": "heavy"}, hosts) == []
+    assert preflight.unserved_queues({"pytorch_cnn": "heavy"}, [["default"], ["heavy"]]) == []
+    [problem] = preflight.unserved_queues({"pytorch_cnn": "gpu"}, hosts)
+    assert "(airflow_worker_queues of cp: default; airflow_worker_queues of gpu1: heavy)" in problem
+    assert "Add gpu to airflow_worker_queues of a worker host" in problem
+
+
+def test_site_preflight_checks_the_queues_after_the_roles_own_checks():
+    """The play feeds the filter the pipelines' routes and this host's worker queues, and runs it
+    after the airflow and training_dags preflights refused malformed names."""
+    import yaml
+
+    [play] = [p for p in yaml.safe_load((_PATH.parents[1] / "site.yml").read_text()) if "preflight" in p["name"].lower()
+              or p["name"].startswith("Check inputs")]
+    assert play["vars"]["__mlops_queue_routes"] == "{{ training_dags_queues }}"
+    assert play["vars"]["__mlops_worker_queues"] == [
+        {"worker": "{{ inventory_hostname }}", "variable": "airflow_worker_queues", "queues": "{{ airflow_worker_queues }}"}]
+    block = next(t for t in play["tasks"] if "block" in t)["block"]
+    names = [t["name"] for t in block]
+    check = names.index("Check a worker serves every queue a pipeline sends tasks to")
+    assert check > names.index("Check the Airflow settings and the worker's resources")
+    assert check > names.index("Check the training settings")
+    assert "unserved_queues(__mlops_worker_queues)" in block[check]["vars"]["__mlops_problems"]

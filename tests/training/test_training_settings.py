@@ -103,6 +103,12 @@ def test_errors_from_a_file_name_the_file(tmp_path: Path) -> None:
     ({"pipelines": {"pytorch_mlp": {"retries": 1.5}}}, r"retries must be an integer"),
     ({"pipelines": {"pytorch_mlp": {"retries": True}}}, r"retries must be an integer"),
     ({"pipelines": {"pytorch_mlp": {"retry_delay_seconds": -1}}}, r"retry_delay_seconds must be in"),
+    # Celery queue: one name of the characters a worker's --queues accepts
+    ({"pipelines": {"pytorch_cnn": {"queue": ""}}}, r"pipelines\.pytorch_cnn\.queue must be a Celery queue name"),
+    ({"pipelines": {"pytorch_cnn": {"queue": "heavy,gpu"}}}, r"queue must be a Celery queue name .* got 'heavy,gpu'"),
+    ({"pipelines": {"pytorch_cnn": {"queue": "heavy queue"}}}, r"queue must be a Celery queue name"),
+    ({"pipelines": {"pytorch_cnn": {"queue": "heavy\n"}}}, r"queue must be a Celery queue name"),
+    ({"pipelines": {"pytorch_cnn": {"queue": ["heavy"]}}}, r"queue must be a Celery queue name"),
     # unknown keys at every level
     ({"pipelines": {"catboost": {}}}, r"unknown model key\(s\) \['catboost'\]"),
     ({"pipelines": {"xgboost": {"gates": 0.9}}}, r"pipelines\.xgboost: unknown field\(s\) \['gates'\]"),
@@ -124,6 +130,15 @@ def test_errors_from_a_file_name_the_file(tmp_path: Path) -> None:
 def test_bad_values_are_rejected_with_a_clear_message(document: dict[str, Any], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         parse_settings(document)
+
+
+def test_a_queue_is_per_pipeline_and_absent_by_default(tmp_path: Path) -> None:
+    path = _write(tmp_path, {"pipelines": {"tensorflow_cnn": {"queue": "heavy"}, "pytorch_cnn": {"queue": "gpu-a.1"}}})
+    loaded = load_settings(path)
+    assert (loaded["tensorflow_cnn"].queue, loaded["pytorch_cnn"].queue) == ("heavy", "gpu-a.1")
+    assert {key: cfg.queue for key, cfg in loaded.items() if key not in {"tensorflow_cnn", "pytorch_cnn"}} == {
+        "xgboost": None, "lightgbm": None, "tensorflow_mlp": None, "pytorch_mlp": None}
+    assert all(cfg.queue is None for cfg in parse_settings({}).values())
 
 
 def test_document_must_be_an_object() -> None:

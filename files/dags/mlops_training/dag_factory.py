@@ -57,7 +57,7 @@ _DOC_TASKS = """
 * **register** registers a version of `{model}` and moves the `champion` alias only when the
   new version beats the current champion.
 
-Settings (gate, retries, timeout, hyper-parameters) come from `mlops_training/settings.json`,
+Settings (gate, retries, timeout, Celery queue, hyper-parameters) come from `mlops_training/settings.json`,
 rendered by the `training_dags` Ansible role; names and plan floors from
 `mlops_training/pipelines.json`. The ML libraries are imported inside the tasks only: the
 scheduler and dag-processor images do not have them.
@@ -83,13 +83,16 @@ def _table_params() -> dict[str, Param]:
 
 
 def _default_args(settings: PipelineSettings) -> dict[str, Any]:
-    """Task defaults of both DAG kinds: the run controls of settings.json."""
-    return {
+    """Task defaults of both DAG kinds: the run controls of settings.json, and its queue."""
+    args: dict[str, Any] = {
         "owner": "mlops",
         "retries": settings.retries,
         "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
         "execution_timeout": timedelta(minutes=settings.execution_timeout_minutes),
     }
+    if settings.queue is not None:  # absent: the task keeps Airflow's [operators] default_queue
+        args["queue"] = settings.queue
+    return args
 
 
 def evaluate_task(pipeline_key: str) -> Any:

@@ -1,4 +1,4 @@
-"""Per-pipeline settings: gates, retries, timeouts and hyper-parameters.
+"""Per-pipeline settings: gates, retries, timeouts, Celery queue and hyper-parameters.
 
 Names and plan floors come from the registry (``mlops_training.registry``,
 ``pipelines.json``) and are not settings. Defaults live in this module. The Ansible role ``training_dags`` may render
@@ -18,16 +18,23 @@ JSON shape (every key optional)::
           "retries": 2,
           "retry_delay_seconds": 30,
           "execution_timeout_minutes": 20,
+          "queue": "heavy",
           "hyperparameters": {"num_boost_round": 80}
         }
       }
     }
+
+``queue`` sends every task of the pipeline's DAGs (training and tuning) to that Celery
+queue; without it they go to Airflow's default queue (``[operators] default_queue``).
+Which workers serve which queue is the airflow role's business; site.yml's preflight
+refuses a queue that no worker serves.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,8 +126,11 @@ if set(HYPERPARAMETERS) != set(KEYS):
     )
 
 _PIPELINE_FIELDS = {
-    "gate", "retries", "retry_delay_seconds", "execution_timeout_minutes", "hyperparameters",
+    "gate", "retries", "retry_delay_seconds", "execution_timeout_minutes", "queue", "hyperparameters",
 }
+# A Celery queue name, as the airflow role accepts it for its workers (no comma: the worker
+# takes its queues as one comma-separated argument).
+QUEUE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _TOP_FIELDS = {"seed", "num_threads", "pipelines"}
 
 
@@ -142,6 +152,7 @@ class PipelineSettings:
     seed: int
     num_threads: int  # 0 means "use what the container's CPU quota allows"
     hyperparameters: Mapping[str, int | float] = field(default_factory=dict)
+    queue: str | None = None  # None: Airflow's default queue
 
 
 def _is_number(value: Any) -> bool:
@@ -204,6 +215,12 @@ def _pipeline(key: str, raw: Any, seed: int, num_threads: int) -> PipelineSettin
         raise SettingsError(
             f"pipelines.{key}.execution_timeout_minutes must be a number > 0, got {timeout!r}"
         )
+    queue = raw.get("queue")
+    if queue is not None and not (isinstance(queue, str) and QUEUE_NAME.fullmatch(queue)):
+        raise SettingsError(
+            f"pipelines.{key}.queue must be a Celery queue name (1-64 letters, digits, '_', '-' or '.'), "
+            f"got {queue!r}"
+        )
     return PipelineSettings(
         key=key,
         dag_id=ident.dag_id,
@@ -222,6 +239,7 @@ def _pipeline(key: str, raw: Any, seed: int, num_threads: int) -> PipelineSettin
         seed=seed,
         num_threads=num_threads,
         hyperparameters=MappingProxyType(_hyperparameters(key, raw.get("hyperparameters", {}))),
+        queue=queue,
     )
 
 

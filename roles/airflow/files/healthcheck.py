@@ -10,10 +10,12 @@ wall while training ran; these take ~0.5 s). These probes prove the same things 
                            metadata DB's job table, as `airflow jobs check --local` does)
   celery [timeout]         this host's Celery worker answers a ping over the broker
   http <url> [timeout]     the URL answers 2xx
-  roundtrip <queue> [timeout]
+  roundtrip <queue,...> [timeout]
                            a real Celery task (the builtin celery.accumulate) through the
-                           broker to <queue>; only a worker can answer, via the result
-                           backend. Prints JSON: the workers that answered a ping, the answer
+                           broker to each queue; only a worker can answer, via the result
+                           backend. Prints JSON: the workers that answered a ping, the queues
+                           each consumes (`inspect active_queues`), the answer and seconds
+                           per queue
 
 and, run by the airflow role before the worker is restarted or recreated:
 
@@ -136,20 +138,41 @@ def resume_worker(queues: str) -> str:
     return f"{node} consumes {queues}"
 
 
-def roundtrip(queue: str, timeout: float = 120.0) -> str:
-    """Send celery.accumulate to `queue`, wait for its result; JSON of pings, answer, seconds."""
+def roundtrip(queues: str, timeout: float = 120.0) -> str:
+    """Send celery.accumulate to each of `queues` (comma-separated), wait for every result.
+
+    JSON: the workers that answered a ping, the queues each consumes, and per queue the
+    answer and seconds. A queue no worker consumes fails here after `timeout`, naming it.
+    """
     from celery import Celery
 
+    names = [name for name in queues.split(",") if name]
+    if not names:
+        raise ValueError("no queue to send to")
     app = Celery(broker=_secret("airflow_celery_broker_url"), backend=_secret("airflow_celery_result_backend"))
     try:
-        # limit=1: return at the first answer instead of waiting the whole timeout for more
+        # limit: return once that many replied instead of waiting the whole timeout for more
         pongs = app.control.inspect(timeout=10, limit=1).ping() or {}
+        # Asked of the workers that answered: kombu stops waiting once each of them replied.
+        replies = (app.control.inspect(destination=sorted(pongs), timeout=10).active_queues() or {}) if pongs else {}
+        consumed = {node: sorted(queue["name"] for queue in found) for node, found in replies.items()}
+        # Sent together, collected in turn: the round trips overlap, the wait is the slowest one.
         started = time.monotonic()
-        result = app.send_task("celery.accumulate", args=["pong"], kwargs={"index": 0}, queue=queue)
-        answer = result.get(timeout=timeout)
+        sent = {name: app.send_task("celery.accumulate", args=["pong"], kwargs={"index": 0}, queue=name)
+                for name in names}
+        answers, seconds = {}, {}
+        for name, result in sent.items():
+            left = max(timeout - (time.monotonic() - started), 1.0)
+            try:
+                answers[name] = result.get(timeout=left)
+            except Exception as exc:  # a timeout or a failed task: named with its queue, re-raised
+                raise RuntimeError(f"no answer from queue {name!r} within {timeout:.0f} s (workers consume "
+                                   f"{consumed or 'nothing'}): {type(exc).__name__}") from exc
+            seconds[name] = round(time.monotonic() - started, 2)
     finally:
         app.close()
-    return json.dumps({"workers": sorted(pongs), "answer": answer, "seconds": round(time.monotonic() - started, 2)})
+    return json.dumps({"workers": sorted(pongs), "consumes": consumed, "answers": answers, "seconds": seconds,
+                       "answer": answers[names[0]]})
 
 
 def _libpq_dsn() -> str:
