@@ -284,3 +284,17 @@ def test_the_python_must_match_the_images(project: dict) -> None:
     assert result["failed"] is True
     assert f"is Python {PYTHON_VERSION}, but the images run Python 3.9" in result["msg"]
     assert not Path(project["lock"]).exists()
+
+
+def test_a_wheelhouse_another_run_published_first_is_kept(tmp_path: Path) -> None:
+    # Projects share the cache: the run that renames second keeps the first one's directory.
+    (tmp_path / "target").mkdir()
+    (tmp_path / "target/a.whl").write_bytes(b"first")
+    (tmp_path / "scratch").mkdir()
+    (tmp_path / "scratch/a.whl").write_bytes(b"second")
+    assert wheel_lock.publish(str(tmp_path / "scratch"), str(tmp_path / "target")) is False
+    assert (tmp_path / "target/a.whl").read_bytes() == b"first"
+    assert wheel_lock.publish(str(tmp_path / "scratch"), str(tmp_path / "target2")) is True
+    assert (tmp_path / "target2/a.whl").read_bytes() == b"second"
+    with pytest.raises(OSError):
+        wheel_lock.publish(str(tmp_path / "gone"), str(tmp_path / "target3"))

@@ -214,6 +214,23 @@ class Pip:
             raise LockError(f"pip wheel failed ({proc.returncode}) for {params['name']}:\n{tail}")
 
 
+def publish(scratch, target):
+    """Rename the complete ``scratch`` directory to ``target``; False when another run got there first.
+
+    Projects on one host share the cache, and the project lock does not cover it: two runs may
+    fill the same lock's wheelhouse at once. The loser keeps the winner's directory (checked
+    against the lock before any build) and its own scratch is removed by the caller.
+    """
+    os.chmod(scratch, 0o755)
+    try:
+        os.rename(scratch, target)
+    except OSError:
+        if os.path.isdir(target):
+            return False
+        raise
+    return True
+
+
 def wheel_files(directory):
     return {f: file_sha256(os.path.join(directory, f)) for f in sorted(os.listdir(directory)) if f.endswith(".whl")}
 
@@ -247,8 +264,7 @@ def resolve(module, pip):
         target = wheelhouse_dir(params["wheelhouse_root"], params["name"], sha)
         if not os.path.isdir(target):
             write_atomic(os.path.join(scratch, LOCK_COPY), text)
-            os.chmod(scratch, 0o755)
-            os.rename(scratch, target)
+            publish(scratch, target)
         # An existing wheelhouse of the same lock is checked when the image is built.
         write_atomic(params["lock"], text)
     finally:
@@ -297,8 +313,8 @@ def fill(module, pip):
                     write_atomic(os.path.join(scratch, filename), content)
             for extra in set(os.listdir(scratch)) - set(missing) - {f for f, c in wanted.items() if c is not None}:
                 os.unlink(os.path.join(scratch, extra))
-            os.chmod(scratch, 0o755)
-            os.rename(scratch, target)
+            if not publish(scratch, target):
+                return fill(module, pip)  # another run filled it meanwhile: check that one
         else:
             for filename in missing:
                 os.replace(os.path.join(scratch, filename), os.path.join(target, filename))
