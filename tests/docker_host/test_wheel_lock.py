@@ -298,3 +298,10 @@ def test_a_wheelhouse_another_run_published_first_is_kept(tmp_path: Path) -> Non
     assert (tmp_path / "target2/a.whl").read_bytes() == b"second"
     with pytest.raises(OSError):
         wheel_lock.publish(str(tmp_path / "gone"), str(tmp_path / "target3"))
+
+
+def test_missing_requirements_fail_except_in_check_mode(project: dict) -> None:
+    Path(project["requirements"]).unlink()
+    assert run_module(project)["msg"] == f"The requirements file {project['requirements']} does not exist."
+    checked = run_module(project, check=True)
+    assert (checked["changed"], checked["current"], checked["dir"]) == (True, False, "")

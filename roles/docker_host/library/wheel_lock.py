@@ -24,8 +24,9 @@ description:
     distributions). A missing or partial wheelhouse is filled from the lock's pins (C(pip wheel --no-deps));
     a wheel whose SHA-256 differs from the lock, a wheel the lock does not list, or a fetched wheel
     that is not the file the lock names, fails with the file and both hashes.
-  - Check mode changes nothing; a lock that would be resolved or a wheelhouse that would be filled
-    reports changed. A tampered wheel fails in check mode too.
+  - Check mode changes nothing; a lock that would be resolved (also when the requirements are not
+    written yet) or a wheelhouse that would be filled reports changed. A tampered wheel fails in
+    check mode too.
 options:
   state: {description: What to make true., type: str, choices: [locked, wheelhouse], default: locked}
   requirements: {description: Requirements file on the target (C(state=locked))., type: path}
@@ -243,6 +244,8 @@ def resolve(module, pip):
     """state=locked: (changed, result)."""
     params = module.params
     if not params["requirements"] or not os.path.isfile(params["requirements"]):
+        if module.check_mode:  # a task before this one would have written it
+            return True, {"current": False, "lock_sha256": "", "wheels": 0, "dir": ""}
         raise LockError(f"The requirements file {params['requirements']} does not exist.")
     requirements_sha256 = file_sha256(params["requirements"])
     text = read_text(params["lock"])
