@@ -31,7 +31,8 @@ WARM_GOAL_S = 300
 # profile_tasks prints "<role> : <task name> ---- 12.34s" for the slowest tasks.
 PROFILE = re.compile(r"^(?P<name>.+?)\s-{3,}\s+(?P<seconds>\d+(?:\.\d+)?)s\s*$")
 BUILD_TASK = re.compile(r"^TASK \[docker_host : Build (?P<ref>\S+/airflow(?:-worker)?:[0-9a-f]{12})\]")
-WHEEL_TASK = re.compile(r"^TASK \[docker_host : Fill the wheelhouse for (?P<ref>airflow(?:-worker)?)\]")
+# Resolving the lock is where `pip wheel` runs (only when the requirements changed).
+WHEEL_TASK = re.compile(r"^TASK \[docker_host : Resolve the lock for (?P<ref>airflow(?:-worker)?)\]")
 RECAP = re.compile(r"ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")
 DEFAULT_ML = [
     "xgboost-cpu==3.2.0", "lightgbm==4.7.0", "tensorflow-cpu==2.21.0", "torch==2.13.0+cpu",
@@ -101,9 +102,9 @@ def describe(label: str, result: dict) -> None:
         secs = task_seconds(result, f"Build {ref}")
         print(f"  {ref:55s} {what:22s} {secs:7.1f} s")
     for name in ("airflow", "airflow-worker"):
-        secs = task_seconds(result, f"Fill the wheelhouse for {name}")
+        secs = task_seconds(result, f"Resolve the lock for {name}")
         if name in result["built"]:
-            what = "filled" if result["built"][name] else "existed"
+            what = "resolved + filled" if result["built"][name] else "lock current"
             print(f"  wheelhouse {name:43s} {what:22s} {secs:7.1f} s")
 
 
@@ -148,7 +149,7 @@ def main() -> int:
     worker_ref = next((r for r in one["refs"] if "airflow-worker" in r), None)
     if worker_ref and one["built"].get(worker_ref):
         build_s = task_seconds(one, f"Build {worker_ref}")
-        wheel_s = task_seconds(one, "Fill the wheelhouse for airflow-worker")
+        wheel_s = task_seconds(one, "Resolve the lock for airflow-worker")
         total = build_s + wheel_s
         print(f"\nWarm one-package rebuild: wheelhouse {wheel_s:.0f} s + worker build {build_s:.0f} s = {total:.0f} s"
               f" (goal <= {WARM_GOAL_S} s: {'yes' if total <= WARM_GOAL_S else 'NO'}); role run {one['seconds']:.0f} s")

@@ -7,6 +7,7 @@ optional `docker compose config` check.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -225,10 +226,42 @@ def test_dockerfiles(rendered: Path, name: str) -> None:
     assert text.count("\nFROM ") == 2
 
 
+def pip_installs(text: str) -> list[str]:
+    """Each `pip install` command of a Dockerfile's RUN instructions (continuations joined)."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    return [part.strip() for line in joined.splitlines() if line.startswith("RUN ")
+            for part in line[4:].split("&&") if " install " in part and "/pip " in part]
+
+
+@pytest.mark.parametrize("name", ["Dockerfile.airflow", "Dockerfile.airflow-worker"])
+def test_every_pip_install_takes_only_locked_wheels(rendered: Path, name: str) -> None:
+    """Hash-locked images: pip reads the lock docker_host wrote beside the wheels, never the
+    requirements, and refuses any wheel whose sha256 is not in it."""
+    installs = pip_installs((rendered / name).read_text())
+    assert installs
+    for command in installs:
+        assert "--no-index" in command and "--require-hashes" in command, command
+        assert "requirements.txt" not in command and ".whl" not in command, command
+    assert any(c.endswith("-r /wheels/requirements.lock") for c in installs)
+
+
 def test_worker_layers_the_big_libraries_first(rendered: Path) -> None:
     text = (rendered / "Dockerfile.airflow-worker").read_text()
-    assert "COPY torch-*.whl tensorflow_cpu-*.whl /wheels-layered/" in text
+    assert "COPY requirements-layered.lock torch-*.whl tensorflow_cpu-*.whl /wheels-layered/" in text
     assert text.index("/wheels-layered/") < text.index("COPY . /wheels/")
+    [layered, rest] = pip_installs(text)
+    # The layer holds only the layered wheels and their lines of the lock: it stays cached
+    # while those are byte-identical, and every wheel in it is hash-checked too.
+    assert "--no-deps" in layered and "--find-links /wheels-layered" in layered
+    assert layered.endswith("-r /wheels-layered/requirements-layered.lock")
+    assert "--no-deps" not in rest and "--find-links /wheels " in rest
+
+
+def test_worker_without_layered_packages_installs_everything_from_the_lock(tmp_path: Path) -> None:
+    text = (render(tmp_path, {"airflow_worker_layered_packages": []}) / "Dockerfile.airflow-worker").read_text()
+    assert "wheels-layered" not in text
+    assert pip_installs(text) == [("/opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels "
+                                  "--require-hashes -r /wheels/requirements.lock")]
 
 
 def test_fragment_is_valid_compose(rendered: Path) -> None:

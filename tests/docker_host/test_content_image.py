@@ -104,3 +104,19 @@ def test_against_the_engine_an_absent_tag_does_not_exist(tmp_path: Path) -> None
     assert result.get("failed") is not True, result
     assert result["exists"] is False and result["base_image_id"] == ""
     assert result["tag"] == content_image.content_tag("", [content_image.file_sha256(tmp_path / "Dockerfile")], {})
+
+
+def test_a_pending_input_gives_to_be_built_in_check_mode(tmp_path: Path) -> None:
+    # build_image passes pending=true when wheel_lock would resolve the lock again: the lock on
+    # disk is stale, so its tag means nothing (and no engine is read for it).
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "requirements.lock").write_text("stale\n")
+    args = {"name": "lakehouse-tick/x", "dockerfile": str(tmp_path / "Dockerfile"),
+            "inputs": [str(tmp_path / "requirements.lock")], "base_image": "debian:bookworm-slim",
+            "pending": True, "docker_host": "unix:///nonexistent.sock"}
+    result = run_module(args, check=True)
+    assert (result["ref"], result["tag"], result["exists"], result["missing"]) == \
+        ("lakehouse-tick/x:to-be-built", "to-be-built", False, [])
+    # Outside check mode the lock has been written by then: pending is ignored (here the
+    # engine is read, and the made-up socket fails, which proves the tag was computed).
+    assert "Could not read the Docker engine" in run_module(args)["msg"]

@@ -16,13 +16,15 @@ description:
     C(key=value) sorted by key, joined by the two characters C(\n). Same inputs, same tag, no build.
   - Reads the engine through its API socket; changes nothing (never reports changed).
   - A missing input fails, naming it; in check mode it gives the tag C(to-be-built) instead
-    (a task before it would have written the file).
+    (a task before it would have written the file), and so does C(pending) (a task before it
+    would have rewritten one, e.g. a lock to resolve again).
 options:
   name: {description: Image name without tag., type: str, required: true}
   dockerfile: {description: Dockerfile on the target., type: path, required: true}
   inputs: {description: Other files whose content goes into the image., type: list, elements: path, default: []}
   buildargs: {description: Build arguments (part of the tag)., type: dict, default: {}}
   base_image: {description: Image the Dockerfile starts FROM; its id is part of the tag., type: str, required: true}
+  pending: {description: In check mode, an input on disk is not what the run would write (tag C(to-be-built))., type: bool, default: false}
   docker_host:
     description: Engine socket (C(unix://) URL); default C(DOCKER_HOST) or C(unix:///var/run/docker.sock).
     type: str
@@ -114,6 +116,7 @@ def main():
             "buildargs": {"type": "dict", "default": {}},
             "base_image": {"type": "str", "required": True},
             "docker_host": {"type": "str", "default": ""},
+            "pending": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
@@ -122,7 +125,7 @@ def main():
     missing = [path for path in files if not os.path.isfile(path)]
     if missing and not module.check_mode:
         module.fail_json(msg=f"Missing build input(s) for {params['name']}: {', '.join(missing)}")
-    if missing:  # check mode: an earlier task would have written them
+    if missing or (params["pending"] and module.check_mode):  # check mode: an earlier task would have written them
         module.exit_json(changed=False, ref=f"{params['name']}:{TO_BE_BUILT}", tag=TO_BE_BUILT, exists=False,
                          base_image_id="", missing=missing)
     try:
