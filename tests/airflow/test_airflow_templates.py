@@ -178,6 +178,9 @@ def test_health_probes_do_not_import_airflow(rendered: Path) -> None:
     env = services["airflow-dag-processor"]["environment"]
     assert env["AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL"] == "600"
     assert services["airflow-worker"]["environment"]["GIT_PYTHON_REFRESH"] == "quiet"
+    # No telemetry thread in the tasks: it calls out and races the task over os.environ.
+    assert services["airflow-worker"]["environment"]["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    assert services["airflow-worker"]["environment"]["AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT"] == "30"
 
 
 def test_every_long_running_service_is_limited(rendered: Path) -> None:
