@@ -79,6 +79,8 @@ def server(tmp_path_factory: pytest.TempPathFactory):
             if time.monotonic() > deadline:
                 pytest.fail("mlflow server did not answer /health within 240 s")
             time.sleep(0.5)
+        # The first API request loads the auth app's handlers (tens of seconds on a busy host).
+        requests.get(f"{url}/api/2.0/mlflow/users/current", auth=("admin", ADMIN_PASSWORD), timeout=300)
         yield {"url": url, "root": root, "admin_file": root / "admin"}
     finally:
         os.killpg(process.pid, signal.SIGTERM)
@@ -94,7 +96,7 @@ def accounts(server, tmp_path: Path, training_pw: str, tools_pw: str, tools_gran
     (tmp_path / "tools").write_text(tools_pw + "\n")  # a trailing newline is not part of the password
     return {
         "url": server["url"], "admin_username": "admin", "admin_password_file": str(server["admin_file"]),
-        "timeout": 10,
+        "timeout": 60,
         "users": [
             {"username": "training", "password_file": str(tmp_path / "training"), "grants": []},
             {"username": "tools", "password_file": str(tmp_path / "tools"),
@@ -104,7 +106,7 @@ def accounts(server, tmp_path: Path, training_pw: str, tools_pw: str, tools_gran
 
 
 def status(url: str, auth, method: str, path: str, **kwargs) -> int:
-    return requests.request(method, url + path, auth=auth, timeout=10, **kwargs).status_code
+    return requests.request(method, url + path, auth=auth, timeout=60, **kwargs).status_code
 
 
 @pytest.fixture(scope="module")
@@ -177,12 +179,12 @@ def test_training_owns_what_it_creates_and_nothing_else(server, provisioned):
     tools = ("tools", "tools-Passw0rd-1")
     api = "/api/2.0/mlflow"
     admin_exp = requests.post(f"{url}{api}/experiments/create", json={"name": "owned-by-admin"}, auth=admin,
-                              timeout=10).json()["experiment_id"]
+                              timeout=60).json()["experiment_id"]
     mine = requests.post(f"{url}{api}/experiments/create", json={"name": "owned-by-training"}, auth=training,
-                         timeout=10)
+                         timeout=60)
     assert mine.status_code == 200
     mine_id = mine.json()["experiment_id"]
-    run = requests.post(f"{url}{api}/runs/create", json={"experiment_id": mine_id}, auth=training, timeout=10)
+    run = requests.post(f"{url}{api}/runs/create", json={"experiment_id": mine_id}, auth=training, timeout=60)
     assert run.status_code == 200
     info = run.json()["run"]["info"]
     assert status(url, training, "POST", f"{api}/runs/log-metric",
@@ -212,12 +214,12 @@ def test_the_tools_log_in_from_the_password_file(server, provisioned, tmp_path):
     assert login == ("tools", "tools-Passw0rd-1")
     assert read_login("tools", tmp_path / "missing") is None
     assert read_login("", password_file) is None
-    assert MlflowClient(server["url"], auth=login).search_experiments(max_results=1) is not None
+    assert MlflowClient(server["url"], timeout=60, auth=login).search_experiments(max_results=1) is not None
     with pytest.raises(MlflowApiError, match="--mlflow-password-file") as refused:
-        MlflowClient(server["url"]).search_experiments(max_results=1)
+        MlflowClient(server["url"], timeout=60).search_experiments(max_results=1)
     assert refused.value.status == 401
-    assert mlflow_status(server["url"], 10, "tools", str(password_file))["reachable"] is True
-    anonymous = mlflow_status(server["url"], 10, "tools", str(tmp_path / "missing"))
+    assert mlflow_status(server["url"], 60, "tools", str(password_file))["reachable"] is True
+    anonymous = mlflow_status(server["url"], 60, "tools", str(tmp_path / "missing"))
     assert anonymous["reachable"] is False and "401" in anonymous["error"]
 
 

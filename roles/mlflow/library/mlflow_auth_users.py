@@ -196,7 +196,7 @@ GRANT_SPEC = {
 }
 USER_SPEC = {
     "username": {"type": "str", "required": True},
-    "password_file": {"type": "path", "required": True},
+    "password_file": {"type": "path", "required": True, "no_log": False},
     "grants": {"type": "list", "elements": "dict", "default": [], "options": GRANT_SPEC},
 }
 
@@ -206,7 +206,7 @@ def main():
         argument_spec={
             "url": {"type": "str", "required": True},
             "admin_username": {"type": "str", "required": True},
-            "admin_password_file": {"type": "path", "required": True},
+            "admin_password_file": {"type": "path", "required": True, "no_log": False},
             "users": {"type": "list", "elements": "dict", "required": True, "options": USER_SPEC},
             "timeout": {"type": "int", "default": 30},
         },
