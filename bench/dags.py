@@ -232,15 +232,24 @@ def wait_idle(airflow: Airflow, limit_s: float, poll_s: float) -> list[str]:
         time.sleep(poll_s)
 
 
-def mlflow_run(mlflow_url: str, experiment: str, dag_run_id: str) -> dict[str, Any]:
+def mlflow_login(user: str, password_file: str) -> tuple[str, str] | None:
+    """MLflow's basic-auth login, the password read from its file (None without a file: no login)."""
+    path = Path(password_file)
+    if not user or not path.exists():
+        return None
+    return user, path.read_text(encoding="utf-8").strip()
+
+
+def mlflow_run(mlflow_url: str, experiment: str, dag_run_id: str,
+               auth: tuple[str, str] | None = None) -> dict[str, Any]:
     """The MLflow run tagged with this DAG run (the newest try that has a test_accuracy)."""
     base = mlflow_url.rstrip("/")
     r = requests.get(f"{base}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": experiment},
-                     timeout=30)
+                     timeout=30, auth=auth)
     if r.status_code == 404:
         return {}
     r.raise_for_status()
-    r = requests.post(f"{base}/api/2.0/mlflow/runs/search", timeout=30, json={
+    r = requests.post(f"{base}/api/2.0/mlflow/runs/search", timeout=30, auth=auth, json={
         "experiment_ids": [r.json()["experiment"]["experiment_id"]],
         "filter": f"tags.`mlops.dag_run_id` = '{dag_run_id}'",
         "order_by": ["attributes.start_time DESC"], "max_results": 10,
@@ -305,7 +314,8 @@ def run_dag(airflow: Airflow, key: str, args: argparse.Namespace) -> dict[str, A
     result["train_task_seconds"] = tasks.get("train", {}).get("duration")
     result["retried_tasks"] = [t for t, v in tasks.items() if (v["try_number"] or 1) > 1]
 
-    found = mlflow_run(args.mlflow_url, ident.experiment, run_id)
+    found = mlflow_run(args.mlflow_url, ident.experiment, run_id,
+                       mlflow_login(args.mlflow_user, args.mlflow_password_file))
     metrics, tags = found.get("metrics", {}), found.get("tags", {})
     result["mlflow_run_id"] = found.get("mlflow_run_id")
     result["dag_fit_seconds"] = round(metrics["train_seconds"], 1) if "train_seconds" in metrics else None
@@ -340,6 +350,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--airflow-url", default="http://127.0.0.1:8082")
     parser.add_argument("--mlflow-url", default="http://127.0.0.1:5000")
+    # MLflow's login: the mlflow role's tools account, its password read from the file.
+    parser.add_argument("--mlflow-user", default="tools")
+    parser.add_argument("--mlflow-password-file", default="/opt/lakehouse-tick/secrets/mlflow_tools_password")
     parser.add_argument("--username", default="admin")
     parser.add_argument("--password-file", default="/opt/lakehouse-tick/secrets/airflow_admin_password")
     parser.add_argument("--project", default="lakehouse-tick",

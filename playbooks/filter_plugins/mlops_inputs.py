@@ -158,14 +158,16 @@ def input_problems(checks: list[Mapping]) -> list[str]:
     """One message per broken rule; ``[]`` when every input passes.
 
     ``checks``: ``{var, rule, value}`` plus the rule's options (``requirements``: ``prefix``;
-    ``release``: ``minimum``, ``short``, ``example``, ``why``; ``env``: ``reserved``). An
-    unknown rule is a bug in the caller and raises.
+    ``release``: ``minimum``, ``short``, ``example``, ``why``; ``env``: ``reserved``; any
+    rule: ``optional``, an empty value passes). An unknown rule is a bug in the caller and raises.
     """
     problems = []
     for check in checks or []:
         rule = RULES.get(check["rule"])
         if rule is None:
             raise ValueError(f"unknown input rule {check['rule']!r} for {check.get('var')}")
+        if check.get("optional") and check.get("value") in ("", None):
+            continue
         problems.extend(rule(str(check["var"]), check.get("value"), check))
     return problems
 

@@ -319,3 +319,16 @@ def test_worker_consumes_every_listed_queue(tmp_path: Path) -> None:
     out = render(tmp_path, {"airflow_worker_queues": ["default", "heavy", "gpu.v1"]})
     worker = compose_config(out / "airflow.yml")["services"]["airflow-worker"]
     assert worker["command"] == ["airflow", "celery", "worker", "--queues", "default,heavy,gpu.v1"]
+
+
+def test_mlflow_login_reaches_only_the_worker_as_its_credentials_file(rendered: Path, tmp_path: Path) -> None:
+    """Without a credentials file nothing is mounted; with one, the worker (only) reads it where
+    MLflow's client looks (~/.mlflow/credentials of the airflow user), as a file secret."""
+    assert "airflow_mlflow_credentials" not in compose(rendered).get("secrets", {})
+    doc = compose(render(tmp_path, {"airflow_mlflow_credentials_file": "/opt/lt-test/secrets/mlflow_training_credentials"}))
+    mount = {"source": "airflow_mlflow_credentials", "target": "/opt/airflow/.mlflow/credentials"}
+    for name in AIRFLOW_SERVICES:
+        secrets = doc["services"][name]["secrets"]
+        assert (mount in secrets) == (name == "airflow-worker"), name
+    assert doc["secrets"]["airflow_mlflow_credentials"] == {"file": "/opt/lt-test/secrets/airflow_mlflow_credentials"}
+    assert "MLFLOW_TRACKING_PASSWORD" not in (tmp_path / "out" / "airflow.yml").read_text()

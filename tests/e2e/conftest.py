@@ -7,6 +7,9 @@ run against a live stack they must pass. Settings come from the environment
 * ``MLOPS_AIRFLOW_URL`` (http://127.0.0.1:8082), ``MLOPS_MLFLOW_URL`` (http://127.0.0.1:5000)
 * ``MLOPS_AIRFLOW_USER`` (admin), ``MLOPS_AIRFLOW_PASSWORD_FILE``
   (/opt/lakehouse-tick/secrets/airflow_admin_password)
+* ``MLOPS_MLFLOW_USER`` (tools), ``MLOPS_MLFLOW_PASSWORD_FILE``
+  (/opt/lakehouse-tick/secrets/mlflow_tools_password): MLflow's basic-auth login, which the
+  browser answers for the MLflow origin only (Playwright's ``http_credentials``)
 * ``MLOPS_CHROMIUM`` (/usr/bin/chromium: Debian's package, never ``playwright install``)
 * ``MLOPS_SCREENSHOT_DIR`` (<repo>/reports/screenshots)
 """
@@ -63,7 +66,14 @@ def stack() -> dict[str, str]:
     except OSError as exc:
         pytest.fail(f"stack is up but the Airflow admin password is not readable: {exc} "
                     "(set MLOPS_AIRFLOW_PASSWORD_FILE)")
-    return {"airflow": airflow, "mlflow": mlflow, "user": defaults.AIRFLOW_USER, "password": password}
+    from mlops_tools.mlflow_api import MlflowApiError, read_login
+
+    try:
+        mlflow_login = read_login(defaults.MLFLOW_USER, defaults.MLFLOW_PASSWORD_FILE)
+    except MlflowApiError as exc:
+        pytest.fail(f"stack is up but the MLflow password is not readable: {exc} (set MLOPS_MLFLOW_PASSWORD_FILE)")
+    return {"airflow": airflow, "mlflow": mlflow, "user": defaults.AIRFLOW_USER, "password": password,
+            "mlflow_login": mlflow_login}
 
 
 @pytest.fixture(scope="session")
@@ -79,9 +89,13 @@ def browser_context(stack: dict[str, str], tmp_path_factory: pytest.TempPathFact
     if not (shutil.which(CHROMIUM) or Path(CHROMIUM).is_file()):
         pytest.skip(f"{CHROMIUM} not found (apt-get install -y chromium)")
     with sync_api.sync_playwright() as playwright:
+        # MLflow asks for basic auth; the credentials go to its origin only, never to Airflow.
+        login = stack.get("mlflow_login")
+        credentials = ({"username": login[0], "password": login[1], "origin": stack["mlflow"]}
+                       if login else None)
         context = playwright.chromium.launch_persistent_context(
             str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_FLAGS, viewport={"width": 1400, "height": 1000},
+            args=CHROMIUM_FLAGS, viewport={"width": 1400, "height": 1000}, http_credentials=credentials,
         )
         context.set_default_timeout(60_000)  # first UI loads on a busy 2-core host take a while
         try:

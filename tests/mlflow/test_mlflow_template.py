@@ -34,6 +34,9 @@ def render(work: Path, overrides: dict) -> Path:
                                                                         "mode": "0644"}},
             {"name": "Write the host URI", "ansible.builtin.copy": {"content": "{{ __mlflow_host_uri }}",
                                                                    "dest": f"{work}/host_uri", "mode": "0644"}},
+            {"name": "Render the auth ini", "ansible.builtin.template": {"src": "basic_auth.ini.j2",
+                                                                        "dest": f"{work}/basic_auth.ini",
+                                                                        "mode": "0644"}},
         ],
     }]
     (work / "render.yml").write_text(yaml.safe_dump(play))
@@ -73,3 +76,35 @@ def test_bind_address_reaches_the_port_and_the_host_uri(tmp_path: Path, address:
     assert proc.returncode == 0, proc.stderr
     [port] = json.loads(proc.stdout)["services"]["mlflow"]["ports"]
     assert (port["host_ip"], port["published"], port["target"]) == (host_ip, "5000", 5000)
+
+
+def test_the_server_runs_the_basic_auth_app_with_no_secret_in_its_configuration(tmp_path: Path) -> None:
+    """The login's wiring: the auth app, its ini mounted read-only, secrets as files only."""
+    fragment = yaml.safe_load(render(tmp_path, {}).read_text())
+    mlflow = fragment["services"]["mlflow"]
+    assert mlflow["command"][:3] == ["server", "--app-name", "basic-auth"]
+    env = mlflow["environment"]
+    assert env["MLFLOW_AUTH_CONFIG_PATH"] == "/etc/mlflow/basic_auth.ini"
+    assert env["MLFLOW_AUTH_ADMIN_PASSWORD_FILE"] == "/run/secrets/mlflow_admin_password"
+    assert not {"MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY", "PGPASSWORD"} & set(env)
+    assert set(mlflow["secrets"]) == {"mlflow_db_password", "mlflow_admin_password", "mlflow_flask_secret_key"}
+    assert "/opt/lakehouse-tick/config/mlflow:/etc/mlflow:ro" in mlflow["volumes"]
+    assert fragment["secrets"]["mlflow_admin_password"] == {"file": "/opt/lakehouse-tick/secrets/mlflow_admin_password"}
+
+
+@pytest.mark.parametrize("permission", ["NO_PERMISSIONS", "READ"])
+def test_the_auth_ini_keeps_users_in_mlflows_database_without_its_password(tmp_path: Path, permission: str) -> None:
+    import configparser
+
+    render(tmp_path, {"mlflow_auth_default_permission": permission, "mlflow_db_user": "tracker"})
+    text = (tmp_path / "basic_auth.ini").read_text()
+    assert text.startswith("#")  # ansible_managed
+    ini = configparser.ConfigParser()
+    ini.read_string(text)
+    auth = ini["mlflow"]
+    # user@host, no ':password@': libpq takes PGPASSWORD from the entrypoint.
+    assert auth["database_uri"] == "postgresql+psycopg2://tracker@mlflow-db:5432/mlflow"
+    assert auth["default_permission"] == permission
+    assert auth["admin_username"] == "admin"
+    assert "admin_password" not in auth
+    assert auth["authorization_function"] == "mlflow.server.auth:authenticate_request_basic_auth"

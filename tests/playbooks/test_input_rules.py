@@ -131,6 +131,13 @@ BAD = [
     ("mlflow", "mlflow_compose_project", "lt\n"),
     ("mlflow", "mlflow_bind_address", "300.1.1.1"),
     ("mlflow", "mlflow_bind_address", "::1/128"),
+    ("mlflow", "mlflow_auth_training_username", "Training Bot"),
+    ("mlflow", "mlflow_auth_tools_username", "tools;DROP"),
+    ("mlflow", "mlflow_auth_admin_username", ""),
+    ("mlflow", "mlflow_training_credentials_file", "secrets/creds"),
+    ("mlflow", "mlflow_tools_password_file", "/opt/lt/tools pw"),
+    ("airflow", "airflow_mlflow_credentials_file", "relative/credentials"),
+    ("airflow", "airflow_mlflow_credentials_file", "/opt/lt/creds\n  privileged: true"),
     ("docker_host", "docker_host_project_dir", "/opt/lt ${X}"),
     ("docker_host", "docker_host_secrets_dir", "/opt/lt/se:crets"),
     ("docker_host", "docker_host_cache_dir", "/var/cache/#lt"),
@@ -160,6 +167,9 @@ GOOD = [
     ("airflow", "airflow_worker_queues", ["default", "heavy", "gpu-a100.v2", "CPU_only"]),
     ("mlflow", "mlflow_psycopg2_version", "2.9"),
     ("mlflow", "mlflow_bind_address", "::"),
+    ("mlflow", "mlflow_auth_training_username", "training_dags"),
+    ("airflow", "airflow_mlflow_credentials_file", ""),
+    ("airflow", "airflow_mlflow_credentials_file", "/opt/lakehouse-tick/secrets/mlflow_training_credentials"),
 ]
 
 

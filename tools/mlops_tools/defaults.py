@@ -24,6 +24,10 @@ AIRFLOW_USER = os.environ.get("MLOPS_AIRFLOW_USER", "admin")
 AIRFLOW_PASSWORD_FILE = os.environ.get(
     "MLOPS_AIRFLOW_PASSWORD_FILE", f"{SECRETS_DIR}/airflow_admin_password"
 )
+# MLflow login: the mlflow role's tools account; its password file (0600) is generated
+# once into the secrets dir. The password is read from the file, never from a command line.
+MLFLOW_USER = os.environ.get("MLOPS_MLFLOW_USER", "tools")
+MLFLOW_PASSWORD_FILE = os.environ.get("MLOPS_MLFLOW_PASSWORD_FILE", f"{SECRETS_DIR}/mlflow_tools_password")
 DOCKER_ROOT = os.environ.get("MLOPS_DOCKER_ROOT", "")  # empty: ask `docker info`
 
 # Services of the compose project (`airflow-init` is a one-shot: exited 0 is its healthy state).

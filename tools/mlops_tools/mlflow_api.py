@@ -17,6 +17,7 @@ Endpoints checked against the MLflow 3.17.2 server code (``mlflow/server/handler
 
 from __future__ import annotations
 
+import argparse
 import mimetypes
 import time
 from collections.abc import Iterator
@@ -28,6 +29,34 @@ import requests
 
 API = "/api/2.0/mlflow"
 ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
+
+
+Login = tuple[str, str]
+
+
+def read_login(user: str, password_file: str | Path | None) -> Login | None:
+    """``(user, password)`` for MLflow's basic auth, the password read from its file.
+
+    None when no user or no file is given, or the file does not exist (an MLflow without
+    login, e.g. a local test server). A file that exists but cannot be read is an error.
+    """
+    if not user or not password_file or not Path(password_file).exists():
+        return None
+    try:
+        password = Path(password_file).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise MlflowApiError(f"cannot read the MLflow password file {password_file}: {exc}") from exc
+    return user, password
+
+
+def add_login_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--mlflow-user`` and ``--mlflow-password-file`` (a file: a password never goes on a command line)."""
+    from mlops_tools import defaults
+
+    parser.add_argument("--mlflow-user", default=defaults.MLFLOW_USER,
+                        help="MLflow account (default %(default)s; '' for an MLflow without login)")
+    parser.add_argument("--mlflow-password-file", default=defaults.MLFLOW_PASSWORD_FILE,
+                        help="file holding that account's password (default %(default)s)")
 
 
 class MlflowApiError(RuntimeError):
@@ -57,10 +86,13 @@ def latest_metrics(run: dict[str, Any]) -> dict[str, float]:
 class MlflowClient:
     """Thin wrapper over the REST API; every call raises :class:`MlflowApiError` on failure."""
 
-    def __init__(self, base_url: str, timeout: float = 15.0, session: requests.Session | None = None) -> None:
+    def __init__(self, base_url: str, timeout: float = 15.0, session: requests.Session | None = None,
+                 auth: Login | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.session = session or requests.Session()
+        if auth is not None:
+            self.session.auth = auth
 
     # ------------------------------------------------------------------ transport
 
@@ -77,6 +109,9 @@ class MlflowClient:
                 code, message = body.get("error_code"), body.get("message", message)
             except ValueError:
                 pass
+            if response.status_code == 401:
+                who = f"as {self.session.auth[0]!r}" if self.session.auth else "without a login"
+                message = f"MLflow refused the request {who} (see --mlflow-user, --mlflow-password-file)"
             raise MlflowApiError(
                 f"{method} {path} → HTTP {response.status_code} {code or ''}: {message}".strip(),
                 status=response.status_code, error_code=code,

@@ -32,7 +32,15 @@ from typing import Any
 
 from mlops_tools import defaults
 from mlops_tools import pipelines as P
-from mlops_tools.mlflow_api import MlflowApiError, MlflowClient, kv, latest_metrics
+from mlops_tools.mlflow_api import (
+    Login,
+    MlflowApiError,
+    MlflowClient,
+    add_login_arguments,
+    kv,
+    latest_metrics,
+    read_login,
+)
 
 REPORT_EXPERIMENT = "model_comparison"
 SELECTIONS = {
@@ -84,9 +92,9 @@ def _int_or_none(value: Any) -> int | None:
 
 
 def collect_pipeline(base_url: str, pipeline: P.Pipeline, select: str = "latest",
-                     dataset: str | None = "mnist", timeout: float = 15.0) -> dict[str, Any]:
+                     dataset: str | None = "mnist", timeout: float = 15.0, auth: Login | None = None) -> dict[str, Any]:
     """Everything the report shows about one pipeline, read from MLflow; ``error`` says what is missing."""
-    client = MlflowClient(base_url, timeout=timeout)
+    client = MlflowClient(base_url, timeout=timeout, auth=auth)
     entry: dict[str, Any] = {
         "pipeline": pipeline.key, "label": pipeline.label, "dag_id": pipeline.dag_id,
         "experiment": pipeline.experiment, "registered_model": pipeline.registered_model,
@@ -166,9 +174,10 @@ def collect_pipeline(base_url: str, pipeline: P.Pipeline, select: str = "latest"
     return entry
 
 
-def collect_study(base_url: str, pipeline: P.Pipeline, timeout: float = 15.0) -> dict[str, Any]:
+def collect_study(base_url: str, pipeline: P.Pipeline, timeout: float = 15.0,
+                  auth: Login | None = None) -> dict[str, Any]:
     """The pipeline's newest tuning study (parent run and its trial runs); ``error`` when there is none."""
-    client = MlflowClient(base_url, timeout=timeout)
+    client = MlflowClient(base_url, timeout=timeout, auth=auth)
     entry: dict[str, Any] = {"pipeline": pipeline.key, "label": pipeline.label, "dag_id": pipeline.tuning_dag_id,
                              "experiment": pipeline.tuning_experiment, "error": None}
     experiment = client.experiment_by_name(pipeline.tuning_experiment)
@@ -278,14 +287,14 @@ def runtime_analysis(entries: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def collect(base_url: str, select: str = "latest", dataset: str | None = "mnist",
-            timeout: float = 15.0) -> dict[str, Any]:
+            timeout: float = 15.0, auth: Login | None = None) -> dict[str, Any]:
     """The whole report as one JSON-ready dict (pipelines read in parallel)."""
-    probe = MlflowClient(base_url, timeout=timeout)
+    probe = MlflowClient(base_url, timeout=timeout, auth=auth)
     probe.search_experiments(max_results=1)  # a real API call: raises when unreachable or refused
     with ThreadPoolExecutor(max_workers=len(P.PIPELINES)) as pool:
-        futures = {p.key: pool.submit(collect_pipeline, base_url, p, select, dataset, timeout)
+        futures = {p.key: pool.submit(collect_pipeline, base_url, p, select, dataset, timeout, auth)
                    for p in P.PIPELINES}
-        study_futures = {p.key: pool.submit(collect_study, base_url, p, timeout) for p in P.PIPELINES}
+        study_futures = {p.key: pool.submit(collect_study, base_url, p, timeout, auth) for p in P.PIPELINES}
     studies: dict[str, dict[str, Any]] = {}
     for key, future in study_futures.items():
         try:
@@ -381,6 +390,7 @@ def log_to_mlflow(client: MlflowClient, report: dict[str, Any], folder: Path,
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m mlops_tools.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--mlflow-url", default=defaults.MLFLOW_URL, help="MLflow base URL (default %(default)s)")
+    add_login_arguments(parser)
     parser.add_argument("--out-dir", default=defaults.REPORTS_DIR, type=Path,
                         help="reports directory; the report goes to <out-dir>/model-comparison-<stamp>/ (default %(default)s)")
     parser.add_argument("--select", choices=sorted(SELECTIONS), default="latest",
@@ -436,9 +446,10 @@ def _summary_lines(report: dict[str, Any], folder: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
-    client = MlflowClient(args.mlflow_url, timeout=args.timeout)
     try:
-        report = collect(args.mlflow_url, args.select, args.dataset or None, args.timeout)
+        auth = read_login(args.mlflow_user, args.mlflow_password_file)
+        client = MlflowClient(args.mlflow_url, timeout=args.timeout, auth=auth)
+        report = collect(args.mlflow_url, args.select, args.dataset or None, args.timeout, auth)
     except MlflowApiError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -42,6 +42,7 @@ from mlops_tools.airflow_api import (
     read_password,
     run_duration,
 )
+from mlops_tools.mlflow_api import MlflowApiError, add_login_arguments, read_login
 from mlops_tools.pipelines import DAG_IDS
 
 PROJECT_LABEL = "com.docker.compose.project"
@@ -322,12 +323,13 @@ def airflow_status(url: str, user: str, password_file: str, dag_ids: tuple[str, 
     return result
 
 
-def mlflow_status(url: str, timeout: float) -> dict[str, Any]:
-    """Reachable when an API call is answered (``/health`` alone skips MLflow's Host-header check)."""
+def mlflow_status(url: str, timeout: float, user: str = "", password_file: str | None = None) -> dict[str, Any]:
+    """Reachable when an API call is answered (``/health`` alone skips MLflow's Host-header check and the login)."""
     result: dict[str, Any] = {"url": url, "reachable": False, "problems": [], "warnings": []}
     session = requests.Session()
     started = time.perf_counter()
     try:
+        session.auth = read_login(user, password_file)
         api = session.post(f"{url.rstrip('/')}/api/2.0/mlflow/experiments/search", json={"max_results": 1000},
                            timeout=timeout)
         result["latency_ms"] = round((time.perf_counter() - started) * 1000)
@@ -341,6 +343,8 @@ def mlflow_status(url: str, timeout: float) -> dict[str, Any]:
         result["version"] = version.text.strip() if version.status_code == 200 else None
     except requests.RequestException as exc:
         result["error"] = f"unreachable: {type(exc).__name__}"
+    except MlflowApiError as exc:
+        result["error"] = str(exc)
     if not result["reachable"]:
         result["problems"].append("MLflow API unreachable" + (f" ({result['error']})" if result.get("error") else ""))
     return result
@@ -360,7 +364,7 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
         airflow_f = pool.submit(airflow_status, args.airflow_url, args.airflow_user, args.airflow_password_file,
                                 tuple(args.dags.split(",")) if args.dags else (), args.runs, args.timeout,
                                 time.monotonic() + args.budget)
-        mlflow_f = pool.submit(mlflow_status, args.mlflow_url, args.timeout)
+        mlflow_f = pool.submit(mlflow_status, args.mlflow_url, args.timeout, args.mlflow_user, args.mlflow_password_file)
         host = host_status(args.project_dir, root_f.result(), args.compose_file)
         status = {
             "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -532,6 +536,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dags", default=",".join(DAG_IDS), help="comma-separated DAG ids (default: the six)")
     parser.add_argument("--runs", type=int, default=3, help="DAG runs shown per DAG (default %(default)s)")
     parser.add_argument("--mlflow-url", default=defaults.MLFLOW_URL, help="MLflow server (default %(default)s)")
+    add_login_arguments(parser)
     parser.add_argument("--timeout", type=float, default=5.0,
                         help="seconds per probe (docker command or HTTP request; default %(default)s)")
     parser.add_argument("--budget", type=float, default=8.0,

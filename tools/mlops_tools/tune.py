@@ -35,7 +35,14 @@ from typing import Any
 from mlops_tools import defaults
 from mlops_tools import pipelines as P
 from mlops_tools.airflow_api import AirflowApiError, AirflowClient, read_password
-from mlops_tools.mlflow_api import MlflowApiError, MlflowClient, kv, latest_metrics
+from mlops_tools.mlflow_api import (
+    MlflowApiError,
+    MlflowClient,
+    add_login_arguments,
+    kv,
+    latest_metrics,
+    read_login,
+)
 
 # Small studies: a few minutes each on 2 cores, every trial well over its gate on full MNIST.
 # prune_below under the gate: with 2 epochs the pruner looks after the first, when a sound MLP
@@ -266,6 +273,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--airflow-user", default=defaults.AIRFLOW_USER)
     parser.add_argument("--airflow-password-file", default=defaults.AIRFLOW_PASSWORD_FILE)
     parser.add_argument("--mlflow-url", default=defaults.MLFLOW_URL)
+    add_login_arguments(parser)
     parser.add_argument("--project", default=defaults.COMPOSE_PROJECT, help="compose project (for --kill worker)")
     parser.add_argument("--pipelines", default="pytorch_mlp,lightgbm", help="studies to run, one after the other")
     parser.add_argument("--trials", type=int, default=4)
@@ -288,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         password = read_password(args.airflow_password_file, args.airflow_user)
         platform = Platform(AirflowClient(args.airflow_url, args.airflow_user, password, timeout=30),
-                            MlflowClient(args.mlflow_url, timeout=30))
+                            MlflowClient(args.mlflow_url, timeout=30,
+                                         auth=read_login(args.mlflow_user, args.mlflow_password_file)))
         checks: list[dict[str, Any]] = []
         studies = []
         if not args.no_bad_space:

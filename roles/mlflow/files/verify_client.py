@@ -1,6 +1,8 @@
 """MLflow client check, run by roles/mlflow/tasks/verify.yml in a throwaway container on
 the compose network, so it reaches the server exactly as the Airflow workers do: through
-the service name (http://mlflow:5000), which MLflow >= 3.5 must accept as Host header.
+the service name (http://mlflow:5000), which MLflow >= 3.5 must accept as Host header,
+and logged in as the training account, as the DAGs are (MLFLOW_TRACKING_USERNAME and
+MLFLOW_TRACKING_PASSWORD, which the image's entrypoint reads from a mounted credentials file).
 
 Creates (or reuses) an experiment, logs a param, a metric history and an artifact, reads
 all of them back (downloading the artifact and comparing its content), optionally deletes
@@ -8,6 +10,7 @@ what it logged, and prints one line `MLFLOW_VERIFY_RESULT {json}`. Any mismatch 
 with a message on stderr.
 """
 
+import base64
 import json
 import os
 import sys
@@ -21,6 +24,17 @@ import uuid
 URI = os.environ["MLFLOW_TRACKING_URI"].rstrip("/")
 EXPERIMENT = os.environ.get("MLFLOW_VERIFY_EXPERIMENT", "lakehouse-tick-verify")
 CLEANUP = os.environ.get("MLFLOW_VERIFY_CLEANUP", "true").lower() == "true"
+USERNAME = os.environ.get("MLFLOW_TRACKING_USERNAME", "")
+PASSWORD = os.environ.get("MLFLOW_TRACKING_PASSWORD", "")
+
+
+def get(url: str):
+    """GET with the same login the MLflow client uses (basic auth)."""
+    request = urllib.request.Request(url)
+    if USERNAME:
+        token = base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode("ascii")
+        request.add_header("Authorization", f"Basic {token}")
+    return urllib.request.urlopen(request, timeout=30)
 
 
 def fail(message: str) -> None:
@@ -33,11 +47,13 @@ def check_host_header() -> float:
     started = time.monotonic()
     url = f"{URI}/api/2.0/mlflow/experiments/search?max_results=1"
     try:
-        with urllib.request.urlopen(url, timeout=30) as response:
+        with get(url) as response:
             json.load(response)
     except urllib.error.HTTPError as err:
         body = err.read().decode("utf-8", "replace").strip()
         host = urllib.parse.urlparse(URI).netloc
+        if err.code == 401:
+            fail(f"the server refused the login of {USERNAME or 'an anonymous client'!r} (HTTP 401)")
         if err.code == 403 and "Host" in body:
             fail(
                 f"the server rejected the Host header {host!r} ({body}); "
@@ -50,7 +66,7 @@ def check_host_header() -> float:
 
 
 def server_version() -> str:
-    with urllib.request.urlopen(f"{URI}/version", timeout=30) as response:
+    with get(f"{URI}/version") as response:
         return response.read().decode("utf-8").strip()
 
 
@@ -116,6 +132,7 @@ def main() -> None:
 
     print("MLFLOW_VERIFY_RESULT " + json.dumps({
         "tracking_uri": URI,
+        "username": USERNAME,
         "server_version": version,
         "client_version": mlflow.__version__,
         "experiment": EXPERIMENT,

@@ -36,6 +36,14 @@ options:
     description: Airflow API base URL as seen from the target.
     type: str
     required: true
+  mlflow_username:
+    description: MLflow account to read with (basic auth); empty for an MLflow without login.
+    type: str
+    default: ""
+  mlflow_password_file:
+    description: File on the target holding that account's password (read here, never passed as a value).
+    type: path
+    default: ""
   airflow_token:
     description: Bearer token for the Airflow REST API.
     type: str
@@ -51,6 +59,7 @@ options:
 author: lakehouse-tick MLOps
 """
 
+import base64
 import json
 from concurrent.futures import ThreadPoolExecutor
 from urllib.error import HTTPError
@@ -107,15 +116,19 @@ def last_run_check(dag_id, task_instances, timeout_minutes):
 class Reader:
     """JSON over HTTP with open_url; 404 is an answer (None), anything else an error."""
 
-    def __init__(self, timeout, airflow_token):
+    def __init__(self, timeout, airflow_token, mlflow_login=None):
         self.timeout = timeout
         self.airflow_headers = {"Authorization": f"Bearer {airflow_token}"}
+        self.mlflow_headers = {}
+        if mlflow_login:
+            token = base64.b64encode(":".join(mlflow_login).encode()).decode("ascii")
+            self.mlflow_headers = {"Authorization": f"Basic {token}"}
 
     def get(self, url, headers=None):
         return self._call(url, "GET", None, headers)
 
-    def post(self, url, body):
-        return self._call(url, "POST", body, None)
+    def post(self, url, body, headers=None):
+        return self._call(url, "POST", body, headers)
 
     def _call(self, url, method, body, headers):
         all_headers = dict(headers or {})
@@ -138,23 +151,24 @@ def read_pipeline(reader, mlflow, airflow, dag_id, experiment):
     """Everything the two checks of one pipeline need: run, curve steps, champion, TIs."""
     run, steps, champion = None, 0, None
     exp = reader.get(f"{mlflow}/api/2.0/mlflow/experiments/get-by-name?"
-                     + urlencode({"experiment_name": experiment}))
+                     + urlencode({"experiment_name": experiment}), reader.mlflow_headers)
     if exp:
         found = reader.post(f"{mlflow}/api/2.0/mlflow/runs/search", {
             "experiment_ids": [exp["experiment"]["experiment_id"]],
             "filter": "attributes.status = 'FINISHED' and tags.`mlops.gate_passed` = 'true'",
             "order_by": ["attributes.start_time DESC"],
             "max_results": 1,
-        }) or {}
+        }, reader.mlflow_headers) or {}
         run = (found.get("runs") or [None])[0]
     if run:
         history = reader.get(f"{mlflow}/api/2.0/mlflow/metrics/get-history?"
-                             + urlencode({"run_id": run["info"]["run_id"], "metric_key": "val_accuracy"})) or {}
+                             + urlencode({"run_id": run["info"]["run_id"], "metric_key": "val_accuracy"}),
+                             reader.mlflow_headers) or {}
         steps = len(history.get("metrics") or [])
         model = kv((run.get("data") or {}).get("tags")).get("mlops.registered_model")
         if model:
             alias = reader.get(f"{mlflow}/api/2.0/mlflow/registered-models/alias?"
-                               + urlencode({"name": model, "alias": "champion"})) or {}
+                               + urlencode({"name": model, "alias": "champion"}), reader.mlflow_headers) or {}
             champion = alias.get("model_version")
     runs = reader.get(f"{airflow}/api/v2/dags/{quote(dag_id)}/dagRuns?order_by=-start_date&limit=1",
                       reader.airflow_headers) or {}
@@ -174,6 +188,8 @@ def main():
             "gates": {"type": "dict", "default": {}},
             "mlflow_url": {"type": "str", "required": True},
             "airflow_url": {"type": "str", "required": True},
+            "mlflow_username": {"type": "str", "default": ""},
+            "mlflow_password_file": {"type": "path", "default": ""},
             "airflow_token": {"type": "str", "required": True, "no_log": True},
             "execution_timeout_minutes": {"type": "float", "required": True},
             "timeout": {"type": "int", "default": 30},
@@ -184,7 +200,14 @@ def main():
     unknown = sorted(set(p["gates"]) - set(p["pipelines"]))
     if unknown:
         module.fail_json(msg=f"gates for unknown pipeline(s) {unknown}")
-    reader = Reader(p["timeout"], p["airflow_token"])
+    login = None
+    if p["mlflow_username"]:
+        try:
+            with open(p["mlflow_password_file"], encoding="utf-8") as handle:
+                login = (p["mlflow_username"], handle.read().rstrip("\r\n"))
+        except OSError as exc:
+            module.fail_json(msg=f"Could not read the MLflow password (mlflow_password_file): {exc}")
+    reader = Reader(p["timeout"], p["airflow_token"], login)
     mlflow, airflow = p["mlflow_url"].rstrip("/"), p["airflow_url"].rstrip("/")
     keys = list(p["pipelines"])
     try:
