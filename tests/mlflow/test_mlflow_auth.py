@@ -10,13 +10,10 @@ The molecule `mlflow` scenario proves the same on the real stack.
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
+import local_mlflow
 import pytest
 import requests
 from role_code import load
@@ -36,12 +33,6 @@ TOOLS_GRANTS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
     """A basic-auth MLflow server with the role's auth settings (NO_PERMISSIONS, admin bootstrapped)."""
@@ -57,38 +48,11 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     (root / "admin").write_text(ADMIN_PASSWORD)
     env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
            "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key-0123456789", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    port = free_port()
-    log = (root / "server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-         "--artifacts-destination", str(root / "artifacts"), "--serve-artifacts"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 240
-    try:
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"mlflow server exited {process.returncode}: {(root / 'server.log').read_text()[-2000:]}")
-            try:
-                if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("mlflow server did not answer /health within 240 s")
-            time.sleep(0.5)
-        # The first API request loads the auth app's handlers (tens of seconds on a busy host).
+    # The first API request loads the auth app's handlers (tens of seconds on a busy host).
+    with local_mlflow.mlflow_server(sys.executable, root, f"sqlite:///{root / 'mlflow.db'}", env=env, timeout=240,
+                                    extra_args=("--app-name", "basic-auth")) as url:
         requests.get(f"{url}/api/2.0/mlflow/users/current", auth=("admin", ADMIN_PASSWORD), timeout=300)
         yield {"url": url, "root": root, "admin_file": root / "admin"}
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
 
 
 def accounts(server, tmp_path: Path, training_pw: str, tools_pw: str, tools_grants=None) -> dict:

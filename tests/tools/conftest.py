@@ -13,15 +13,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+import local_mlflow
 import pytest
-import requests
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tools"))
@@ -79,12 +77,6 @@ def mlflow_python() -> str | None:
     return None
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _quiet_env() -> dict[str, str]:
     return {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "PYTHONWARNINGS": "ignore"}
 
@@ -101,48 +93,28 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
     # seconds per run on a disk busy with image builds.
     shm = Path("/dev/shm")
     db_dir = Path(tempfile.mkdtemp(prefix="lt-tools-mlflow-", dir=shm)) if shm.is_dir() else root
-    port = free_port()
-    log = (root / "server.log").open("w")
-    process = subprocess.Popen(
-        [python, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{db_dir / 'mlflow.db'}",
-         "--artifacts-destination", str(root / "artifacts"), "--serve-artifacts"],
-        stdout=log, stderr=subprocess.STDOUT, env=_quiet_env(), start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
     # Seed in parallel: the seeding process imports MLflow while the server boots, then waits for it.
     spec, out = root / "spec.json", root / "seeded.json"
     spec.write_text(json.dumps(SEED_SPEC))
     seed_log = (root / "seed.log").open("w")
-    seeder = subprocess.Popen([python, str(SEED_SCRIPT), url, str(spec), str(out)], stdout=seed_log,
-                              stderr=subprocess.STDOUT, env=_quiet_env(), start_new_session=True)
-    deadline = time.monotonic() + 300
+    seeders: list[subprocess.Popen] = []
+
+    def seed(url: str) -> None:
+        seeders.append(subprocess.Popen([python, str(SEED_SCRIPT), url, str(spec), str(out)], stdout=seed_log,
+                                        stderr=subprocess.STDOUT, env=_quiet_env(), start_new_session=True))
+
     try:
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"mlflow server exited {process.returncode}: {(root / 'server.log').read_text()[-2000:]}")
-            try:
-                if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("mlflow server did not answer /health within 300 s")
-            time.sleep(0.5)
-        yield {"url": url, "root": root, "python": python, "seeder": seeder, "seeded": out}
+        with local_mlflow.mlflow_server(python, root, f"sqlite:///{db_dir / 'mlflow.db'}", env=_quiet_env(),
+                                        timeout=300, while_booting=seed) as url:
+            yield {"url": url, "root": root, "python": python, "seeder": seeders[0], "seeded": out}
     finally:
-        if seeder.poll() is None:
-            os.killpg(seeder.pid, signal.SIGKILL)
-        seeder.wait()
+        for seeder in seeders:
+            if seeder.poll() is None:
+                os.killpg(seeder.pid, signal.SIGKILL)
+            seeder.wait()
         seed_log.close()
         if db_dir != root:
             shutil.rmtree(db_dir, ignore_errors=True)
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=2)  # the CLI lingers after SIGTERM; nothing here needs a clean stop
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
 
 
 @pytest.fixture(scope="session")
