@@ -106,5 +106,6 @@ def test_the_auth_ini_keeps_users_in_mlflows_database_without_its_password(tmp_p
     assert auth["database_uri"] == "postgresql+psycopg2://tracker@mlflow-db:5432/mlflow"
     assert auth["default_permission"] == permission
     assert auth["admin_username"] == "admin"
+    assert auth["auth_cache_ttl_seconds"] == "300"  # a login hashed once per worker and 5 minutes
     assert "admin_password" not in auth
     assert auth["authorization_function"] == "mlflow.server.auth:authenticate_request_basic_auth"
