@@ -311,14 +311,16 @@ def test_an_ipv6_bind_address_is_bracketed(tmp_path: Path) -> None:
 def test_worker_consumes_the_default_queue_by_default(rendered: Path) -> None:
     """Airflow's [operators] default_queue stays `default`: the worker names it explicitly."""
     services = compose(rendered)["services"]
-    assert services["airflow-worker"]["command"] == ["airflow", "celery", "worker", "--queues", "default"]
+    assert services["airflow-worker"]["command"] == ["airflow", "celery", "worker", "--queues", "default",
+                                                      "--without-gossip", "--without-mingle"]
     assert not any("DEFAULT_QUEUE" in key for name in AIRFLOW_SERVICES for key in services[name]["environment"])
 
 
 def test_worker_consumes_every_listed_queue(tmp_path: Path) -> None:
     out = render(tmp_path, {"airflow_worker_queues": ["default", "heavy", "gpu.v1"]})
     worker = compose_config(out / "airflow.yml")["services"]["airflow-worker"]
-    assert worker["command"] == ["airflow", "celery", "worker", "--queues", "default,heavy,gpu.v1"]
+    assert worker["command"] == ["airflow", "celery", "worker", "--queues", "default,heavy,gpu.v1",
+                                 "--without-gossip", "--without-mingle"]
 
 
 def test_mlflow_login_reaches_only_the_worker_as_its_credentials_file(rendered: Path, tmp_path: Path) -> None:
