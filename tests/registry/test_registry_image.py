@@ -141,3 +141,30 @@ def test_a_registry_that_does_not_answer_is_named() -> None:
     # Port 1 on loopback: nothing listens there, the connection is refused at once.
     with pytest.raises(registry_image.DeliveryError, match="registry 127.0.0.1:1 does not answer"):
         registry_image.fetch_manifest("http", "127.0.0.1:1", "lakehouse-tick/airflow-worker", "abc", 5)
+
+
+def _engine_answers() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(3)
+            conn.connect("/var/run/docker.sock")
+            conn.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            return conn.recv(64).startswith(b"HTTP/1.")
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _engine_answers(), reason="no Docker engine answers on /var/run/docker.sock")
+def test_the_engine_client_reads_images_and_misses() -> None:
+    # Read-only calls against the real engine: the base image every converged host holds.
+    engine = registry_image.Engine("", 30)
+    status, images = engine.call("GET", "/images/json")
+    assert status == 200 and isinstance(images, list)
+    if not images:
+        pytest.skip("the engine holds no image")
+    ref = next(tag for image in images for tag in image.get("RepoTags") or [] if tag != "<none>:<none>")
+    image = engine.image(ref)
+    assert image["Id"].startswith("sha256:") and image["RootFS"]["Layers"]
+    assert engine.image("lt-hosts/does-not-exist:nope") is None
