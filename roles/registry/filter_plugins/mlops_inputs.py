@@ -1,0 +1,1 @@
+../../../playbooks/filter_plugins/mlops_inputs.py
