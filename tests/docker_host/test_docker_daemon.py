@@ -94,3 +94,9 @@ def test_wrong_types_are_named() -> None:
         "docker_host_daemon_options must be a dict of daemon.json keys, got ['cgroup-parent'].",
         "docker_host_insecure_registries must be a list, got 'a:1'.",
     ]
+
+
+def test_the_changed_keys_are_named() -> None:
+    old = json.dumps({"cgroup-parent": "/w1", "debug": False, "log-driver": "local"})
+    config = {"cgroup-parent": "/w2", "debug": False, "insecure-registries": ["a:1"]}
+    assert daemon.docker_daemon_changes(old, config) == ["cgroup-parent", "insecure-registries", "log-driver"]

@@ -91,10 +91,15 @@ def docker_daemon_config(existing: str | None, options: Mapping, registries: lis
     return config
 
 
+def docker_daemon_changes(existing: str | None, config: Mapping, path: str = "/etc/docker/daemon.json") -> list[str]:
+    """The keys whose value differs between the file and the next config, sorted."""
+    old = _parse(existing, path)
+    return sorted(key for key in set(old) | set(config) if old.get(key) != config.get(key))
+
+
 def docker_daemon_action(existing: str | None, config: Mapping, path: str = "/etc/docker/daemon.json") -> str:
     """``none``, ``reload`` (only re-readable keys differ) or ``restart``."""
-    old = _parse(existing, path)
-    changed = {key for key in set(old) | set(config) if old.get(key) != config.get(key)}
+    changed = set(docker_daemon_changes(existing, config, path))
     if not changed:
         return "none"
     return "reload" if changed <= RELOADABLE else "restart"
@@ -106,4 +111,5 @@ class FilterModule:
             "docker_daemon_problems": docker_daemon_problems,
             "docker_daemon_config": docker_daemon_config,
             "docker_daemon_action": docker_daemon_action,
+            "docker_daemon_changes": docker_daemon_changes,
         }
