@@ -110,11 +110,12 @@ def _fake_celery(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, consumes: dict
     consumed = {name for names in consumes.values() for name in names}
 
     class Inspect:
-        def __init__(self, destination: list[str] | None = None, **_: object) -> None:
-            self.destination = destination
+        def __init__(self, destination: list[str] | None = None, limit: int | None = None, **_: object) -> None:
+            self.destination, self.limit = destination, limit
 
         def ping(self) -> dict:
-            return {node: {"ok": "pong"} for node in consumes}
+            # Like kombu: the reply collection stops once `limit` workers answered.
+            return {node: {"ok": "pong"} for node in list(consumes)[:self.limit]}
 
         def active_queues(self) -> dict:
             return {node: [{"name": name, "routing_key": name} for name in names]
@@ -149,6 +150,20 @@ def test_roundtrip_reaches_every_queue_and_reports_what_the_workers_consume(
     assert report["consumes"] == {"celery@w1": ["default", "heavy"]}
     assert report["answers"] == {"default": "pong", "heavy": "pong"}
     assert set(report["seconds"]) == {"default", "heavy"} and report["answer"] == "pong"
+
+
+def test_roundtrip_waits_for_as_many_workers_as_asked(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With worker hosts, every worker must be in the report: the ping waits for that many."""
+    consumes = {"celery@cp": ["default"], "celery@w1": ["default", "light"], "celery@w2": ["default", "heavy"]}
+    _fake_celery(monkeypatch, tmp_path, consumes)
+    assert probe.main(["roundtrip", "default,light,heavy", "5", "3"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["workers"] == ["celery@cp", "celery@w1", "celery@w2"]
+    assert report["consumes"] == consumes
+    _fake_celery(monkeypatch, tmp_path, consumes)
+    assert probe.main(["roundtrip", "default", "5"]) == 0  # one worker asked: the first to answer
+    assert len(json.loads(capsys.readouterr().out)["workers"]) == 1
 
 
 def test_roundtrip_names_the_queue_no_worker_consumes(

@@ -43,8 +43,9 @@ def compose_config(path: Path) -> dict:
     return json.loads(proc.stdout)
 
 
-def render(work: Path, overrides: dict) -> Path:
-    """Render the role's templates into work/out with its defaults, the test's values and ``overrides``."""
+def render(work: Path, overrides: dict, drop: tuple[str, ...] = ()) -> Path:
+    """Render the role's templates into work/out with its defaults, the test's values and
+    ``overrides``, without the test values named in ``drop``."""
     if not PLAYBOOK.exists():
         pytest.skip("controller venv (.venv) missing")
     (work / "templates").symlink_to(ROLE / "templates")
@@ -60,6 +61,8 @@ def render(work: Path, overrides: dict) -> Path:
                                            "tabulate==0.9.0"],
         **overrides,
     }
+    for name in drop:
+        del extra[name]
     templates = {
         "airflow.yml.j2": "airflow.yml",
         "images/Dockerfile.airflow.j2": "Dockerfile.airflow",
@@ -334,3 +337,56 @@ def test_mlflow_login_reaches_only_the_worker_as_its_credentials_file(rendered: 
         assert (mount in secrets) == (name == "airflow-worker"), name
     assert doc["secrets"]["airflow_mlflow_credentials"] == {"file": "/opt/lt-test/secrets/airflow_mlflow_credentials"}
     assert "MLFLOW_TRACKING_PASSWORD" not in (tmp_path / "out" / "airflow.yml").read_text()
+
+
+CLUSTER = {"airflow_cluster_address": "10.9.0.1",
+           "airflow_worker_hosts": {"gpu-1": "10.9.0.21", "cpu-1": "10.9.0.11"}}
+
+
+def test_one_host_publishes_nothing_for_workers(rendered: Path) -> None:
+    services = compose(rendered)["services"]
+    assert "ports" not in services["airflow-redis"]
+    assert "ports" not in services["airflow-db"]
+    assert services["airflow-apiserver"]["ports"] == ["127.0.0.1:8082:8080"]
+    assert "extra_hosts" not in services["airflow-apiserver"]
+    assert "hostname" not in services["airflow-worker"] and "ports" not in services["airflow-worker"]
+
+
+def test_a_cluster_address_publishes_what_worker_hosts_reach(tmp_path: Path) -> None:
+    """The control plane publishes the broker, the result store and the Execution API on the
+    cluster address (besides the UI on its bind address), and resolves each worker host's name
+    for its logs."""
+    out = render(tmp_path, CLUSTER)
+    services = compose_config(out / "airflow.yml")["services"]
+
+    def published(name: str) -> list[tuple]:
+        return sorted((p["host_ip"], p["published"], p["target"]) for p in services[name].get("ports", []))
+
+    assert published("airflow-redis") == [("10.9.0.1", "6379", 6379)]
+    assert published("airflow-db") == [("10.9.0.1", "5432", 5432)]
+    assert published("airflow-apiserver") == [("10.9.0.1", "8082", 8080), ("127.0.0.1", "8082", 8080)]
+    assert sorted(services["airflow-apiserver"]["extra_hosts"]) == ["cpu-1=10.9.0.11", "gpu-1=10.9.0.21"] or \
+        sorted(services["airflow-apiserver"]["extra_hosts"]) == ["cpu-1:10.9.0.11", "gpu-1:10.9.0.21"]
+    assert published("airflow-worker") == []  # the local worker's logs stay on the compose network
+
+
+def test_a_worker_host_runs_the_worker_alone_against_the_cluster_address(tmp_path: Path) -> None:
+    out = render(tmp_path, {**CLUSTER, "__airflow_remote_worker": True, "inventory_hostname": "gpu-1",
+                            "airflow_mlflow_credentials_file": "/opt/lt-test/secrets/mlflow_training_credentials",
+                            "airflow_mlflow_tracking_uri": "http://10.9.0.1:5000"},
+                 # A worker host builds nothing: the control-plane image is unknown there.
+                 drop=("__airflow_image_ref", "__airflow_db_image", "__airflow_redis_image", "__airflow_host_cpus"))
+    doc = compose_config(out / "airflow.yml")
+    assert set(doc["services"]) == {"airflow-worker"}
+    worker = doc["services"]["airflow-worker"]
+    assert worker["image"] == WORKER_REF
+    assert worker["hostname"] == "gpu-1"  # the name its tasks record; the api-server maps it
+    assert [(p["host_ip"], p["published"], p["target"]) for p in worker["ports"]] == [("10.9.0.21", "8793", 8793)]
+    env = worker["environment"]
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://10.9.0.1:8082/execution/"
+    assert env["MLFLOW_TRACKING_URI"] == "http://10.9.0.1:5000"
+    assert "depends_on" not in worker
+    # Its own secrets and nothing more: no metadata DB URL, Fernet key, admin or DB password.
+    assert set(doc["secrets"]) == {"airflow_celery_broker_url", "airflow_celery_result_backend", "airflow_jwt_secret",
+                                   "airflow_api_secret_key", "airflow_mlflow_credentials"}
+    assert set(doc["volumes"]) == {"airflow-logs"}

@@ -113,18 +113,57 @@ def test_several_workers_serve_together():
 
 
 def test_site_preflight_checks_the_queues_after_the_roles_own_checks():
-    """The play feeds the filter the pipelines' routes and this host's worker queues, and runs it
+    """The play feeds the filter the pipelines' routes and the worker queues, and runs it
     after the airflow and training_dags preflights refused malformed names."""
     import yaml
 
     [play] = [p for p in yaml.safe_load((_PATH.parents[1] / "site.yml").read_text()) if "preflight" in p["name"].lower()
               or p["name"].startswith("Check inputs")]
     assert play["vars"]["__mlops_queue_routes"] == "{{ training_dags_queues }}"
-    assert play["vars"]["__mlops_worker_queues"] == [
-        {"worker": "{{ inventory_hostname }}", "variable": "airflow_worker_queues", "queues": "{{ airflow_worker_queues }}"}]
     block = next(t for t in play["tasks"] if "block" in t)["block"]
     names = [t["name"] for t in block]
     check = names.index("Check a worker serves every queue a pipeline sends tasks to")
     assert check > names.index("Check the Airflow settings and the worker's resources")
     assert check > names.index("Check the training settings")
     assert "unserved_queues(__mlops_worker_queues)" in block[check]["vars"]["__mlops_problems"]
+
+
+def test_site_preflight_lists_the_queues_of_this_host_and_every_worker_host(tmp_path):
+    """__mlops_worker_queues as the real Ansible templates it: one entry per worker, the control
+    plane's first, each with the airflow_worker_queues of its own host."""
+    import json
+    import subprocess
+
+    import yaml
+
+    repo = _PATH.parents[2]
+    playbook = repo / ".venv" / "bin" / "ansible-playbook"
+    if not playbook.exists():
+        pytest.skip("controller venv (.venv) missing")
+    [play] = [p for p in yaml.safe_load((_PATH.parents[1] / "site.yml").read_text()) if p["name"].startswith("Check inputs")]
+    out = tmp_path / "queues.json"
+    names = ("__mlops_workers", "__mlops_worker_queues")
+    test_play = [{"hosts": "cp", "connection": "local", "gather_facts": False,
+                  "vars": {name: play["vars"][name] for name in names},
+                  "tasks": [{"ansible.builtin.copy": {"content": "{{ __mlops_worker_queues | to_json }}",
+                                                      "dest": str(out), "mode": "0644"}}]}]
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(test_play))
+    inventory = {"all": {"children": {
+        "mlops_hosts": {"hosts": {"cp": {"airflow_worker_queues": ["default"]}}},
+        "airflow_workers": {"hosts": {"w1": {"airflow_worker_queues": ["default", "light"]},
+                                      "w2": {"airflow_worker_queues": ["heavy"]}}}}}}
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    proc = subprocess.run([str(playbook), "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml"),
+                           "-e", json.dumps({"ansible_python_interpreter": "{{ ansible_playbook_python }}"})],
+                          cwd=repo, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    entries = json.loads(out.read_text())
+    assert entries == [
+        {"worker": "cp", "queues": ["default"], "variable": "airflow_worker_queues"},
+        {"worker": "w1", "queues": ["default", "light"], "variable": "airflow_worker_queues"},
+        {"worker": "w2", "queues": ["heavy"], "variable": "airflow_worker_queues"},
+    ]
+    # fed to the filter: heavy and light are served, by the worker hosts
+    assert preflight.unserved_queues({"pytorch_cnn": "heavy", "pytorch_mlp": "light"}, entries) == []
+    [problem] = preflight.unserved_queues({"pytorch_cnn": "gpu"}, entries)
+    assert "queue 'gpu'" in problem and "of w2" in problem

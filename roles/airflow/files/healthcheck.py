@@ -138,11 +138,12 @@ def resume_worker(queues: str) -> str:
     return f"{node} consumes {queues}"
 
 
-def roundtrip(queues: str, timeout: float = 120.0) -> str:
+def roundtrip(queues: str, timeout: float = 120.0, workers: float = 1) -> str:
     """Send celery.accumulate to each of `queues` (comma-separated), wait for every result.
 
-    JSON: the workers that answered a ping, the queues each consumes, and per queue the
-    answer and seconds. A queue no worker consumes fails here after `timeout`, naming it.
+    JSON: the workers that answered a ping (up to `workers` of them: the ping returns as soon
+    as that many replied), the queues each consumes, and per queue the answer and seconds.
+    A queue no worker consumes fails here after `timeout`, naming it.
     """
     from celery import Celery
 
@@ -152,7 +153,7 @@ def roundtrip(queues: str, timeout: float = 120.0) -> str:
     app = Celery(broker=_secret("airflow_celery_broker_url"), backend=_secret("airflow_celery_result_backend"))
     try:
         # limit: return once that many replied instead of waiting the whole timeout for more
-        pongs = app.control.inspect(timeout=10, limit=1).ping() or {}
+        pongs = app.control.inspect(timeout=10, limit=int(workers)).ping() or {}
         # Asked of the workers that answered: kombu stops waiting once each of them replied.
         replies = (app.control.inspect(destination=sorted(pongs), timeout=10).active_queues() or {}) if pongs else {}
         consumed = {node: sorted(queue["name"] for queue in found) for node, found in replies.items()}
