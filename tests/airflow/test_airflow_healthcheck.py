@@ -121,6 +121,11 @@ def _fake_celery(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, consumes: dict
             return {node: [{"name": name, "routing_key": name} for name in names]
                     for node, names in consumes.items() if self.destination is None or node in self.destination}
 
+        def active(self) -> dict:
+            # one running task on each worker that consumes a queue named "heavy"
+            return {node: [{"id": "t1"}] if "heavy" in names else []
+                    for node, names in consumes.items() if self.destination is None or node in self.destination}
+
     class Celery:
         def __init__(self, **_: object) -> None:
             self.control = types.SimpleNamespace(inspect=Inspect)
@@ -164,6 +169,17 @@ def test_roundtrip_waits_for_as_many_workers_as_asked(
     _fake_celery(monkeypatch, tmp_path, consumes)
     assert probe.main(["roundtrip", "default", "5"]) == 0  # one worker asked: the first to answer
     assert len(json.loads(capsys.readouterr().out)["workers"]) == 1
+
+
+def test_workers_lists_every_worker_with_its_queues_and_running_tasks(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sent = _fake_celery(monkeypatch, tmp_path, {"celery@w2": ["heavy", "default"], "celery@0a1b2c3d4e5f": ["default"]})
+    assert probe.main(["workers", "2"]) == 0
+    assert sent == []  # read-only: no task goes out
+    assert json.loads(capsys.readouterr().out) == {
+        "celery@0a1b2c3d4e5f": {"queues": ["default"], "running": 0},
+        "celery@w2": {"queues": ["default", "heavy"], "running": 1},
+    }
 
 
 def test_roundtrip_names_the_queue_no_worker_consumes(

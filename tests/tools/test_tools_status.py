@@ -9,6 +9,7 @@ from a local api-server with the six DAGs; a stub server replays them.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -286,6 +287,36 @@ def test_everything_down_still_prints_within_budget(tmp_path, capsys):
         assert [c["state"] for c in data["docker"]["containers"]] == ["missing", "missing"]
 
 
+def fake_celery_probe(answer: str | None = None, rc: int = 0):
+    """The scheduler's `healthcheck.py workers` as `docker exec` returns it."""
+    calls = []
+    out = answer if answer is not None else json.dumps({
+        "celery@0a1b2c3d4e5f": {"queues": ["default"], "running": 0},
+        "celery@gpu-1": {"queues": ["default", "heavy"], "running": 1}})
+
+    def runner(args, timeout):
+        calls.append(args)
+        return (rc, out, "" if rc == 0 else "Error response from daemon: No such container")
+    runner.calls = calls
+    return runner
+
+
+def test_celery_workers_by_host():
+    runner = fake_celery_probe()
+    found = status.celery_workers(PROJECT, 5.0, runner)
+    assert runner.calls == [["docker", "exec", f"{PROJECT}-airflow-scheduler-1", "python3", "/opt/mlops/healthcheck.py",
+                             "workers", "1.5"]]
+    assert found["workers"] == [
+        {"node": "celery@0a1b2c3d4e5f", "host": "control plane (container 0a1b2c3d4e5f)", "queues": ["default"],
+         "running": 0},
+        {"node": "celery@gpu-1", "host": "gpu-1", "queues": ["default", "heavy"], "running": 1}]
+    assert found["problems"] == []
+    assert status.celery_workers(PROJECT, 5.0, fake_celery_probe("{}"))["problems"] == [
+        "no Celery worker answers: tasks would wait in the broker"]
+    down = status.celery_workers(PROJECT, 5.0, fake_celery_probe("", rc=1))
+    assert down["reachable"] is False and "No such container" in down["problems"][0]
+
+
 def test_format_lists_every_container_and_verdict(tmp_path):
     docker = status.docker_status(PROJECT, ("web", "sick", "oom", "init", "flaky", "gone"), frozenset({"init"}),
                                   5.0, fake_docker())
@@ -295,12 +326,16 @@ def test_format_lists_every_container_and_verdict(tmp_path):
         "docker": docker, "host": host,
         "airflow": {"url": "http://a", "reachable": False, "error": "Airflow unreachable", "dags": []},
         "mlflow": {"url": "http://m", "reachable": True, "version": "3.17.2", "experiments": 7, "latency_ms": 5},
+        "celery": status.celery_workers(PROJECT, 5.0, fake_celery_probe()),
         "problems": ["x"], "warnings": [],
     })
     for needle in ("lt-dev-tools-web-1", "healthy", "728.0KiB / 64.0MiB (1%)", "0.5", "unhealthy",
                    "exited (137)", "OOMKilled", "restarted 2×", "lt-dev-tools-gone-1", "missing",
                    "version 3.17.2, 7 experiments", "UNREACHABLE", "unavailable — Airflow unreachable"):
         assert needle in text, needle
+    # one row per worker, the control plane's first: host, worker, queues, running tasks
+    assert re.search(r"control plane \(container 0a1b2c3d4e5f\)\s+celery@0a1b2c3d4e5f\s+default\s+0\n\s*gpu-1\s+"
+                     r"celery@gpu-1\s+default, heavy\s+1\n", text), text
     header = text.splitlines()[3]
     assert header.split()[:4] == ["service", "container", "state", "health"]
 
@@ -359,3 +394,5 @@ def test_status_of_the_running_platform(capsys):
     assert {c["service"] for c in data["docker"]["containers"] if c["state"] == "running"} >= {
         "mlflow", "mlflow-db", "airflow-apiserver", "airflow-scheduler", "airflow-worker"}
     assert [d["dag_id"] for d in data["airflow"]["dags"] if d.get("found")] == list(DAG_IDS)
+    # the worker beside the scheduler answers through the broker, named after its container
+    assert any(w["host"].startswith("control plane") and "default" in w["queues"] for w in data["celery"]["workers"])

@@ -4,6 +4,8 @@
   ``com.docker.compose.project``): state, health, CPU %, memory use vs limit,
   restart count, OOMKilled (``docker inspect`` + ``docker stats --no-stream``);
 * host: disk of the project dir and of Docker's data root, memory (/proc/meminfo);
+* Celery workers by host (this host's and each worker host's), their queues and running
+  tasks, asked through the broker from the scheduler container (no task is sent);
 * Airflow (REST API v2): health, import errors, the newest runs of each training DAG;
 * MLflow: reachable, version, a real API call answered.
 
@@ -222,6 +224,28 @@ def docker_status(project: str, services: tuple[str, ...], one_shot: frozenset[s
     return result
 
 
+# A worker on the control plane is named after its container (Docker's default host name);
+# a worker host's worker after the host (the airflow role's worker_host entry point).
+_CONTAINER_ID = re.compile(r"[0-9a-f]{12}")
+
+
+def celery_workers(project: str, timeout: float, runner: Runner = run_command) -> dict[str, Any]:
+    """Every Celery worker that answers, by host: its queues and how many tasks it runs."""
+    rc, out, err = runner(["docker", "exec", f"{project}-airflow-scheduler-1", "python3", "/opt/mlops/healthcheck.py",
+                           "workers", "1.5"], timeout)
+    if rc != 0:
+        return {"reachable": False, "error": (err or out).strip()[-300:] or f"exit {rc}", "workers": [], "problems":
+                [f"the Celery workers could not be asked: {(err or out).strip()[-200:] or f'exit {rc}'}"]}
+    nodes = json.loads(out.strip().splitlines()[-1])
+    workers = []
+    for node, info in nodes.items():
+        host = node.split("@", 1)[-1]
+        where = f"control plane (container {host})" if _CONTAINER_ID.fullmatch(host) else host
+        workers.append({"node": node, "host": where, "queues": info["queues"], "running": info["running"]})
+    problems = [] if workers else ["no Celery worker answers: tasks would wait in the broker"]
+    return {"reachable": True, "error": None, "workers": workers, "problems": problems}
+
+
 def disk_usage(label: str, path: str) -> dict[str, Any]:
     row: dict[str, Any] = {"label": label, "path": path}
     try:
@@ -358,8 +382,9 @@ def docker_root_dir(timeout: float, runner: Runner = run_command) -> str | None:
 def collect(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     services = tuple(args.services.split(",")) if args.services else ()
-    with ThreadPoolExecutor(max_workers=5) as pool:
+    with ThreadPoolExecutor(max_workers=6) as pool:
         docker_f = pool.submit(docker_status, args.project, services, defaults.ONE_SHOT_SERVICES, args.timeout)
+        celery_f = pool.submit(celery_workers, args.project, args.timeout)
         root_f = pool.submit(lambda: args.docker_root or docker_root_dir(args.timeout))
         airflow_f = pool.submit(airflow_status, args.airflow_url, args.airflow_user, args.airflow_password_file,
                                 tuple(args.dags.split(",")) if args.dags else (), args.runs, args.timeout,
@@ -369,7 +394,7 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
         status = {
             "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "project": args.project, "docker": docker_f.result(), "host": host,
-            "airflow": airflow_f.result(), "mlflow": mlflow_f.result(),
+            "airflow": airflow_f.result(), "mlflow": mlflow_f.result(), "celery": celery_f.result(),
         }
     problems: list[str] = []
     warnings: list[str] = []
@@ -382,6 +407,7 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
         problems += [f"{d['label']}: {p}" for p in d["problems"]]
         warnings += [f"{d['label']}: {w}" for w in d["warnings"]]
     warnings += host["warnings"]
+    problems += [f"celery: {p}" for p in status["celery"]["problems"]]
     for part in ("airflow", "mlflow"):
         problems += [f"{part}: {p}" for p in status[part]["problems"]]
         warnings += [f"{part}: {w}" for w in status[part]["warnings"]]
@@ -467,6 +493,16 @@ def format_status(status: dict[str, Any]) -> str:
         rows.append(["memory", "/proc/meminfo", usage])
     rows.append(["compose file", host["compose_file"], "present" if host["compose_file_exists"] else "MISSING"])
     out.append(table(["what", "path", "usage"], rows))
+    out += ["", "CELERY WORKERS (by host)"]
+    celery = status["celery"]
+    if not celery["reachable"]:
+        out.append(f"  unavailable — {celery['error']}")
+    elif not celery["workers"]:
+        out.append("  none answered")
+    else:
+        out.append(table(["host", "worker", "queues", "running tasks"],
+                         [[w["host"], w["node"], ", ".join(w["queues"]) or "none", str(w["running"])]
+                          for w in sorted(celery["workers"], key=lambda w: (not w["host"].startswith("control"), w["host"]))]))
     out += ["", "SERVICES"]
     af, ml = status["airflow"], status["mlflow"]
     rows = []

@@ -176,6 +176,21 @@ def roundtrip(queues: str, timeout: float = 120.0, workers: float = 1) -> str:
                        "answer": answers[names[0]]})
 
 
+def list_workers(timeout: float = 3.0) -> str:
+    """JSON: every Celery worker that answers within `timeout`, with the queues it consumes and
+    how many tasks it runs now (node names are celery@<host name>). Sends no task."""
+    from celery import Celery
+
+    app = Celery(broker=_secret("airflow_celery_broker_url"), backend=_secret("airflow_celery_result_backend"))
+    try:
+        found = app.control.inspect(timeout=timeout).active_queues() or {}
+        active = (app.control.inspect(destination=sorted(found), timeout=timeout).active() or {}) if found else {}
+    finally:
+        app.close()
+    return json.dumps({node: {"queues": sorted(queue["name"] for queue in queues), "running": len(active.get(node) or [])}
+                       for node, queues in sorted(found.items())})
+
+
 def _libpq_dsn() -> str:
     """The metadata DB's URL as libpq takes it (SQLAlchemy's postgresql+psycopg2:// → postgresql://)."""
     url = _secret("airflow_sql_alchemy_conn")
@@ -225,6 +240,7 @@ def main(argv: list[str]) -> int:
         "celery": lambda args: check_celery(*map(float, args)),
         "http": lambda args: check_http(args[0], *map(float, args[1:])),
         "roundtrip": lambda args: roundtrip(args[0], *map(float, args[1:])),
+        "workers": lambda args: list_workers(*map(float, args)),
         "resume": lambda args: resume_worker(args[0]),
         "results-db": lambda args: ensure_results_db(args[0]),
     }
