@@ -332,6 +332,7 @@ def test_restore_brings_back_the_state_before_this_one(a_and_b) -> None:
     assert result["restored"] and result["restored_from"] == a
     assert result["displaced"] == [] and result["displaced_dir"] == ""
     assert result["images"] == ["debian:bookworm-slim", "lt-test/label:a"]
+    assert result["release"] == "r1"  # what the worker hosts follow
     state = backup.read_state(config(root))
     assert state["digest"] == manifest_of(root, a)["digest"]
     assert {f["path"]: f["mode"] for f in state["files"]} == {f["path"]: f["mode"] for f in manifest_of(root, a)["files"]}

@@ -1123,6 +1123,7 @@ def restore(cfg, check_mode, docker, now, copy=None):
               "databases_message": discard_message(stamp, plan["databases"]),
               "displaced": plan["displace"], "displaced_dir": displaced_dir,
               "images": [i["ref"] for i in plan["manifest"]["images"]],
+              "release": plan["manifest"].get("dag_release"),
               "files": [f["path"] for f in plan["files"]], "links": [ln["path"] for ln in plan["links"]],
               "resumed": journal, "diff": restore_diff(cfg, plan)}
     if check_mode:
