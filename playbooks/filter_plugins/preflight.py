@@ -1,5 +1,6 @@
 """Filters for the checks that need every role's settings at once (the preflight play of
-playbooks/site.yml): each role checks its own inputs, only this play sees them together."""
+playbooks/site.yml): each role checks its own inputs, only this play sees them together.
+Also the checks across hosts that site.yml and rollback.yml make of their worker hosts."""
 
 from __future__ import annotations
 
@@ -99,7 +100,27 @@ def unserved_queues(routes: dict, workers: list, default_queue: str = DEFAULT_QU
     return problems
 
 
+def hosts_without(hosts: list, hostvars, fact: str, targeted: list | None = None) -> list[str]:
+    """``"host: why"`` for each host, of those this run targets, that did not set ``fact``.
+
+    ``hosts``: e.g. the airflow_workers group; ``targeted``: the hosts the run's ``--limit``
+    selects (None: all). A host sets ``fact`` true when its step succeeded and
+    ``__mlops_worker_failure`` to the error when it failed; a host that set neither never
+    ran the step (unreachable, or its play ended before it).
+    """
+    chosen = set(hosts or []) if targeted is None else set(hosts or []) & set(targeted)
+    missing = []
+    for host in hosts or []:
+        if host not in chosen:
+            continue
+        # not .get(): HostVars answers a host it lacks with Undefined, not KeyError
+        facts = hostvars[host] if host in hostvars else {}  # noqa: SIM401
+        if not facts.get(fact, False):
+            missing.append(f"{host}: {facts.get('__mlops_worker_failure') or 'unreachable'}")
+    return missing
+
+
 class FilterModule:
     def filters(self):
         return {"port_collisions": port_collisions, "setting_mismatches": setting_mismatches,
-                "unserved_queues": unserved_queues}
+                "unserved_queues": unserved_queues, "hosts_without": hosts_without}

@@ -167,3 +167,36 @@ def test_site_preflight_lists_the_queues_of_this_host_and_every_worker_host(tmp_
     assert preflight.unserved_queues({"pytorch_cnn": "heavy", "pytorch_mlp": "light"}, entries) == []
     [problem] = preflight.unserved_queues({"pytorch_cnn": "gpu"}, entries)
     assert "queue 'gpu'" in problem and "of w2" in problem
+
+
+# --- hosts_without: which targeted worker hosts did not finish a step ---------------------
+
+WORKER_FACTS = {
+    "w1": {"__mlops_worker_joined": True},
+    "w2": {"__mlops_worker_joined": False, "__mlops_worker_failure": "pull failed: no route to host"},
+    "w3": {},  # never ran the step: unreachable
+}
+
+
+def test_hosts_without_names_each_missing_host_and_why():
+    assert preflight.hosts_without(["w1", "w2", "w3"], WORKER_FACTS, "__mlops_worker_joined") == [
+        "w2: pull failed: no route to host",
+        "w3: unreachable",
+    ]
+
+
+def test_hosts_without_keeps_to_the_hosts_the_limit_targets():
+    assert preflight.hosts_without(["w1", "w2", "w3"], WORKER_FACTS, "__mlops_worker_joined", ["w1", "w3", "cp"]) == [
+        "w3: unreachable",
+    ]
+
+
+def test_hosts_without_is_empty_when_every_host_set_the_fact_or_none_is_targeted():
+    assert preflight.hosts_without(["w1"], WORKER_FACTS, "__mlops_worker_joined") == []
+    assert preflight.hosts_without(["w1", "w2"], WORKER_FACTS, "__mlops_worker_joined", []) == []
+    assert preflight.hosts_without([], WORKER_FACTS, "__mlops_worker_joined") == []
+
+
+def test_hosts_without_reads_the_fact_it_is_given():
+    facts = {"w1": {"__mlops_worker_joined": True}}
+    assert preflight.hosts_without(["w1"], facts, "__mlops_worker_preflight_passed") == ["w1: unreachable"]
