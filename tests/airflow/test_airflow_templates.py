@@ -167,6 +167,16 @@ def test_init_runs_once_before_the_others(rendered: Path) -> None:
         assert "healthcheck" in services[name], name
 
 
+def test_services_are_stopped_around_a_recreated_database_or_redis(rendered: Path) -> None:
+    """restart: true on the database and Redis: Compose stops and starts the services around
+    their recreation, so no service loses its connection and gets restarted by the engine
+    (which verify reports as a restarting container)."""
+    services = compose(rendered)["services"]
+    for name in AIRFLOW_SERVICES[1:]:
+        for dependency in ("airflow-db", "airflow-redis"):
+            assert services[name]["depends_on"][dependency] == {"condition": "service_healthy", "restart": True}, name
+
+
 def test_health_probes_do_not_import_airflow(rendered: Path) -> None:
     """Every probe runs the mounted stdlib/psycopg2/celery script, never `airflow ...`."""
     services = compose(rendered)["services"]
