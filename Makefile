@@ -73,11 +73,12 @@ test-images: $(STAMP) $(PYTEST_TARGET)/.installed ## Training tests in the worke
 e2e: $(STAMP) chromium ## Browser check, status and report against a running stack
 	MLOPS_E2E_REQUIRED=1 $(BIN)/pytest -q -m e2e tests/e2e tests/tools
 
-molecule: $(STAMP) chromium $(PYTEST_TARGET)/.installed ## Molecule scenarios; the default one also feeds test-images and e2e
+molecule: $(STAMP) chromium $(PYTEST_TARGET)/.installed ## Molecule scenarios; default's stack feeds test-images, e2e, rollback and workers
 	tests/molecule.sh test -s backup
 	tests/molecule.sh test -s default --destroy never
 	$(MOLECULE_ENV) $(MAKE) test-images e2e
-	tests/molecule.sh test -s rollback
+	tests/molecule.sh test -s rollback --destroy never
+	tests/molecule.sh test -s workers
 
 test: lint unit molecule ## Everything CI runs
 
