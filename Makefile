@@ -78,6 +78,8 @@ e2e: $(STAMP) chromium ## Browser check, status and report against a running sta
 # stack when that still runs, else it converges that stack first).
 molecule: $(STAMP) chromium $(PYTEST_TARGET)/.installed ## Molecule scenarios; default's stack feeds test-images, e2e and rollback
 	tests/molecule.sh test -s backup
+	# --destroy never also skips the first destroy: remove a stack an interrupted run left.
+	tests/molecule.sh destroy -s default
 	tests/molecule.sh test -s default --destroy never
 	$(MOLECULE_ENV) $(MAKE) test-images e2e
 	tests/molecule.sh test -s rollback
