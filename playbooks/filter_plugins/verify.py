@@ -1,5 +1,9 @@
 """Filters for the verify checks (playbooks/tasks/verify.yml)."""
 
+from datetime import UTC, datetime, timedelta
+
+from ansible.errors import AnsibleFilterError
+
 
 def container_problems(containers, oneshot_services):
     """One line per container that is not as it should be.
@@ -30,6 +34,45 @@ def compose_services(containers):
     return [((c.get("Config") or {}).get("Labels") or {}).get("com.docker.compose.service", "") for c in containers or []]
 
 
+def _utc(stamp, what):
+    """A Docker or ISO-8601 time stamp (nanoseconds allowed, `Z` or an offset) as a UTC datetime."""
+    text = str(stamp).strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    # Python reads at most six digits of a fraction; Docker writes nine.
+    head, dot, rest = text.partition(".")
+    if dot:
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        text = f"{head}.{rest[:min(digits, 6)]}{rest[digits:]}"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as err:
+        raise AnsibleFilterError(f"{what}: not an ISO-8601 time: {stamp!r}") from err
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def restarted_containers(containers, since="", window_seconds=600, now=None):
+    """Names of the containers the engine restarted since `since`.
+
+    A container counts when its restart policy brought it back (RestartCount > 0) and it last
+    started at or after `since` (the start of the run that verifies; without one, the last
+    `window_seconds`). A service that crashed once days ago and has run since is not
+    restarting: counting every restart a container ever had would fail every later run until
+    the container is recreated.
+    """
+    current = now or datetime.now(UTC)
+    start = _utc(since, "verify_restarts_since") if str(since or "").strip() else \
+        current - timedelta(seconds=int(window_seconds))
+    names = []
+    for container in containers or []:
+        if int(container.get("RestartCount") or 0) <= 0:
+            continue
+        started = (container.get("State") or {}).get("StartedAt") or ""
+        if not started or _utc(started, container.get("Name", "?")) >= start:
+            names.append(container.get("Name", "?").lstrip("/"))
+    return names
+
+
 def summary_lines(checks, width=58, evidence=110):
     """A fixed-width table of the checks for the play's output."""
     def cut(text, size):
@@ -48,5 +91,6 @@ class FilterModule:
         return {
             "compose_services": compose_services,
             "container_problems": container_problems,
+            "restarted_containers": restarted_containers,
             "summary_lines": summary_lines,
         }
