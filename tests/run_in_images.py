@@ -24,7 +24,7 @@ SUMMARY = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed|dese
 
 SUITES = (
     # (container whose image to use, test paths, skips allowed)
-    ("airflow-worker", ["tests/training", "tests/dags"], False),
+    ("airflow-worker", ["tests/training", "tests/dags", "tests/airflow/test_airflow_celery_worker_config.py"], False),
     ("airflow-scheduler", ["tests/dags", "tests/training/test_training_settings.py",
                            "tests/training/test_training_gates.py", "tests/training/test_training_tuning.py"], True),
 )

@@ -38,6 +38,8 @@ EXTRA = re.compile(_NAME)
 # A Celery queue name: it lands in the worker's command line (`--queues a,b`, so no comma)
 # and in the broker's key names.
 QUEUE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# A dotted Python module name; lists of them land in an environment variable, comma-separated.
+MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -136,6 +138,19 @@ def _queues(var: str, value: object, check: Mapping) -> list[str]:
     return problems
 
 
+def _modules(var: str, value: object, check: Mapping) -> list[str]:
+    if not isinstance(value, list):
+        return [f"{var} must be a list of Python module names such as [numpy, mlflow.pytorch] (got {_show(value)})."]
+    reserved = set(check.get("reserved", []))
+    problems = []
+    for item in value:
+        if not isinstance(item, str) or not MODULE.fullmatch(item):
+            problems.append(f"{var}: {_show(item)} is not a Python module name (dotted identifiers such as mlflow.pytorch).")
+        elif item.split(".")[0] in reserved:
+            problems.append(f"{var}: {item} cannot be listed: {check.get('why', 'reserved')}.")
+    return problems
+
+
 RULES: dict[str, Callable[[str, object, Mapping], list[str]]] = {
     "requirements": _requirements,
     "release": _release,
@@ -151,6 +166,7 @@ RULES: dict[str, Callable[[str, object, Mapping], list[str]]] = {
     "extras": _names,
     "env": _env,
     "queues": _queues,
+    "modules": _modules,
 }
 
 
@@ -158,8 +174,9 @@ def input_problems(checks: list[Mapping]) -> list[str]:
     """One message per broken rule; ``[]`` when every input passes.
 
     ``checks``: ``{var, rule, value}`` plus the rule's options (``requirements``: ``prefix``;
-    ``release``: ``minimum``, ``short``, ``example``, ``why``; ``env``: ``reserved``; any
-    rule: ``optional``, an empty value passes). An unknown rule is a bug in the caller and raises.
+    ``release``: ``minimum``, ``short``, ``example``, ``why``; ``env``: ``reserved``; ``modules``:
+    ``reserved`` top-level packages and ``why``; any rule: ``optional``, an empty value passes).
+    An unknown rule is a bug in the caller and raises.
     """
     problems = []
     for check in checks or []:

@@ -6,6 +6,7 @@ optional `docker compose config` check.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -20,6 +21,7 @@ ROLE = REPO / "roles" / "airflow"
 PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"
 CP_REF = "lakehouse-tick/airflow:aaaaaaaaaaaa"
 WORKER_REF = "lakehouse-tick/airflow-worker:bbbbbbbbbbbb"
+CELERY_CONFIG = (ROLE / "files" / "celery_worker_config.py").read_text()
 AIRFLOW_SERVICES = ["airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
                     "airflow-triggerer", "airflow-worker"]
 
@@ -56,6 +58,7 @@ def render(work: Path, overrides: dict, drop: tuple[str, ...] = ()) -> Path:
         "__airflow_image_ref": CP_REF, "__airflow_worker_image_ref": WORKER_REF,
         "__airflow_db_image": "lakehouse-tick/postgres:cccccccccccc",
         "__airflow_redis_image": "lakehouse-tick/redis:dddddddddddd",
+        "__airflow_celery_config": CELERY_CONFIG,
         "__airflow_worker_cpus": 2.0, "__airflow_host_cpus": 2, "__airflow_worker_memory_bytes": 8589934592,
         "airflow_worker_ml_requirements": ["xgboost-cpu==3.2.0", "torch==2.13.0+cpu", "tensorflow-cpu==2.21.0",
                                            "tabulate==0.9.0"],
@@ -220,6 +223,27 @@ def test_worker_limits_and_port(rendered: Path) -> None:
     assert float(limits["cpus"]) == 2.0
     assert int(limits["memory"]) == 8589934592
     assert services["airflow-apiserver"]["ports"] == ["127.0.0.1:8082:8080"]
+
+
+def test_the_worker_alone_preloads_the_task_libraries(rendered: Path) -> None:
+    """The worker reads Airflow's Celery settings through the mounted module, which imports the
+    listed modules before the pool forks; a new module file recreates the worker (the label)."""
+    services = compose(rendered)["services"]
+    worker = services["airflow-worker"]
+    env = worker["environment"]
+    assert env["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"] == "mlops_celery_config.CELERY_CONFIG"
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())["airflow_worker_preload_modules"]
+    assert env["MLOPS_WORKER_PRELOAD"].split(",") == defaults
+    assert "/opt/lt-test/airflow/celery_worker_config.py:/opt/airflow/config/mlops_celery_config.py:ro" in worker["volumes"]
+    assert worker["labels"]["io.lakehouse-tick.celery-config-sha256"] == hashlib.sha256(CELERY_CONFIG.encode()).hexdigest()
+    for name in AIRFLOW_SERVICES[:-1]:  # the scheduler keeps Airflow's own settings, no ML library
+        assert "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS" not in services[name]["environment"], name
+        assert "MLOPS_WORKER_PRELOAD" not in services[name]["environment"], name
+
+
+def test_an_empty_preload_list_imports_nothing(tmp_path: Path) -> None:
+    worker = compose(render(tmp_path, {"airflow_worker_preload_modules": []}))["services"]["airflow-worker"]
+    assert worker["environment"]["MLOPS_WORKER_PRELOAD"] == ""
 
 
 def test_requirements_pin_airflow_in_the_worker_install(rendered: Path) -> None:

@@ -121,6 +121,13 @@ BAD = [
     ("airflow", "airflow_worker_queues", ["default", "$HOME"]),
     ("airflow", "airflow_worker_queues", ["default", "heavy", "default"]),
     ("airflow", "airflow_worker_queues", ["default", 3]),
+    ("airflow", "airflow_worker_preload_modules", "numpy,mlflow"),
+    ("airflow", "airflow_worker_preload_modules", ["numpy", "mlflow,torch"]),
+    ("airflow", "airflow_worker_preload_modules", ["numpy", "mlflow."]),
+    ("airflow", "airflow_worker_preload_modules", ["numpy", "1torch"]),
+    ("airflow", "airflow_worker_preload_modules", ["numpy", "torch\n"]),
+    ("airflow", "airflow_worker_preload_modules", ["numpy", "mlops_training"]),
+    ("airflow", "airflow_worker_preload_modules", ["numpy", "mlops_training.pipeline"]),
     ("mlflow", "mlflow_version", "2.22.0"),
     ("mlflow", "mlflow_version", "3.17.2\n--index-url http://evil/"),
     ("mlflow", "mlflow_psycopg2_version", "latest"),
@@ -165,6 +172,8 @@ GOOD = [
     ("airflow", "airflow_data_dir", "/srv/lt-data/v1.2_x"),
     ("airflow", "airflow_worker_queues", ["default"]),
     ("airflow", "airflow_worker_queues", ["default", "heavy", "gpu-a100.v2", "CPU_only"]),
+    ("airflow", "airflow_worker_preload_modules", []),
+    ("airflow", "airflow_worker_preload_modules", ["numpy", "mlflow.pytorch", "_private.mod_2", "mlops_training_extra"]),
     ("mlflow", "mlflow_psycopg2_version", "2.9"),
     ("mlflow", "mlflow_bind_address", "::"),
     ("mlflow", "mlflow_auth_training_username", "training_dags"),
@@ -215,3 +224,12 @@ def test_queue_rule_says_which_names_are_wrong_and_which_repeat() -> None:
     ]
     [empty] = refusal("airflow", "airflow_worker_queues", [])
     assert empty == "airflow_worker_queues must be a non-empty list of queue names such as [default, heavy] (got [])."
+
+
+def test_preload_rule_names_the_dag_package_and_why() -> None:
+    problems = refusal("airflow", "airflow_worker_preload_modules", ["numpy", "mlops_training.pipeline", "a b"])
+    assert problems == [
+        ("airflow_worker_preload_modules: mlops_training.pipeline cannot be listed: the DAG package changes with "
+         "each release while the worker keeps running."),
+        "airflow_worker_preload_modules: 'a b' is not a Python module name (dotted identifiers such as mlflow.pytorch).",
+    ]
