@@ -147,13 +147,14 @@ def test_secrets_reach_only_the_services_that_need_them(rendered: Path) -> None:
 
 def test_the_result_store_is_not_the_metadata_db_owner() -> None:
     """The worker's one database URL (Celery results) logs in as a role of its own."""
-    tasks = yaml.safe_load((ROLE / "tasks" / "secrets.yml").read_text())
-    [write] = [task for task in tasks if task["name"].startswith("Write the connection URLs")]
-    urls = {item["name"]: item["url"] for item in write["loop"]}
-    assert "airflow_db_user" not in urls["airflow_celery_result_backend"]
-    assert "__airflow_celery_pw" in urls["airflow_celery_result_backend"]
-    assert urls["airflow_celery_result_backend"].endswith("/{{ __airflow_celery_db }}")
-    assert "airflow_db_user" in urls["airflow_sql_alchemy_conn"]
+    files = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())["__airflow_secret_files"]
+    urls = {entry["path"]: entry for entry in files if "template" in entry}
+    results = urls["airflow_celery_result_backend"]
+    assert "airflow_db_user" not in results["template"]
+    assert results["sources"] == {"password": "airflow_celery_db_password"}
+    assert results["template"].endswith("/{{ __airflow_celery_db }}")
+    assert "airflow_db_user" in urls["airflow_sql_alchemy_conn"]["template"]
+    assert urls["airflow_sql_alchemy_conn"]["sources"] == {"password": "airflow_db_password"}
 
 
 def test_no_secret_value_in_the_fragment(rendered: Path) -> None:

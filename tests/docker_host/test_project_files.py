@@ -1,6 +1,7 @@
 """docker_host's project_files module, run as Ansible runs it (a subprocess with its arguments)."""
 from __future__ import annotations
 
+import base64
 import json
 import os
 import stat
@@ -45,7 +46,8 @@ def test_first_run_makes_everything_and_the_second_changes_nothing(tmp_path: Pat
     assert tree(tmp_path) == {"build": ("0o755", None), "build/Dockerfile": ("0o644", "FROM base\n"),
                               "secrets": ("0o700", None), "secrets/token": ("0o600", "s3cret")}
     second = run_module(spec(tmp_path))
-    assert second == {"changed": False, "changed_paths": [], "invocation": second["invocation"]}
+    assert first["created_paths"] == first["changed_paths"]
+    assert second == {"changed": False, "changed_paths": [], "created_paths": [], "invocation": second["invocation"]}
 
 
 def test_only_the_changed_content_or_mode_is_reported(tmp_path: Path) -> None:
@@ -109,3 +111,70 @@ def test_validate_runs_on_the_new_content_and_a_failure_keeps_the_old_file(tmp_p
     assert "JSONDecodeError" in bad["msg"] or "Expecting" in bad["msg"]
     assert (tmp_path / "conf.json").read_text() == '{"a": 1}\n'
     assert not list(tmp_path.glob(".project_files.*"))
+
+
+def secrets_spec(root: Path) -> dict:
+    """A password and a key generated once, and a URL rendered from the password on the target."""
+    return {"files": [
+        {"path": str(root / "db_password"), "generate": {"length": 24}, "mode": "0600", **ME},
+        {"path": str(root / "fernet_key"), "generate": {"format": "fernet"}, "mode": "0600", **ME},
+        {"path": str(root / "db_url"), "template": "postgresql://app:${pw}@db:5432/app?x=$$1",
+         "sources": {"pw": str(root / "db_password")}, "mode": "0600", **ME},
+    ]}
+
+
+def test_generated_secrets_are_made_once_and_urls_are_rendered_from_them(tmp_path: Path) -> None:
+    first = run_module(secrets_spec(tmp_path), diff=True)
+    assert first["changed_paths"] == [str(tmp_path / n) for n in ("db_password", "fernet_key", "db_url")]
+    password = (tmp_path / "db_password").read_text()
+    assert len(password) == 24 and password.isalnum()
+    assert len(base64.urlsafe_b64decode((tmp_path / "fernet_key").read_text())) == 32
+    assert (tmp_path / "db_url").read_text() == f"postgresql://app:{password}@db:5432/app?x=$1"
+    assert {oct(stat.S_IMODE((tmp_path / n).stat().st_mode)) for n in ("db_password", "fernet_key", "db_url")} == {"0o600"}
+    # Nothing the module returns carries a secret: no diff, no value.
+    assert "diff" not in first and password not in json.dumps(first)
+
+    second = run_module(secrets_spec(tmp_path))
+    assert second["changed_paths"] == [] and (tmp_path / "db_password").read_text() == password
+
+    (tmp_path / "db_password").chmod(0o644)  # a generated file keeps its content, gets its mode back
+    (tmp_path / "db_url").write_text("stale")
+    third = run_module(secrets_spec(tmp_path))
+    assert third["changed_paths"] == [str(tmp_path / "db_password"), str(tmp_path / "db_url")]
+    assert (tmp_path / "db_password").read_text() == password
+    assert stat.S_IMODE((tmp_path / "db_password").stat().st_mode) == 0o600
+    assert (tmp_path / "db_url").read_text().startswith(f"postgresql://app:{password}@")
+
+
+def test_check_mode_on_a_fresh_host_reports_the_secrets_and_writes_nothing(tmp_path: Path) -> None:
+    result = run_module(secrets_spec(tmp_path), check=True, diff=True)
+    assert result["changed_paths"] == [str(tmp_path / n) for n in ("db_password", "fernet_key", "db_url")]
+    assert list(tmp_path.iterdir()) == [] and "diff" not in result
+
+
+def test_secret_entries_fail_named(tmp_path: Path) -> None:
+    both = {"path": str(tmp_path / "a"), "content": "x", "generate": {"length": 32}, "mode": "0600", **ME}
+    short = {"path": str(tmp_path / "b"), "generate": {"length": 4}, "mode": "0600", **ME}
+    relative = {"path": str(tmp_path / "c"), "template": "${x}", "sources": {"x": "x"}, "mode": "0600", **ME}
+    result = run_module({"files": [both, short, relative]})
+    assert result["failed"] is True
+    assert f"file {tmp_path}/a: give exactly one of content, generate, template (got content, generate)" in result["msg"]
+    assert f"file {tmp_path}/b: generate.length must be 8-256 (got 4)" in result["msg"]
+    assert f"file {tmp_path}/c: source x ('x') is not an absolute path" in result["msg"]
+    assert list(tmp_path.iterdir()) == []
+
+    missing = run_module({"files": [{"path": str(tmp_path / "url"), "template": "${pw}",
+                                     "sources": {"pw": str(tmp_path / "nope")}, "mode": "0600", **ME}]})
+    assert missing["msg"] == f"{tmp_path}/url: source pw ({tmp_path}/nope) does not exist"
+    unknown = run_module({"files": [{"path": str(tmp_path / "url"), "template": "${other}", "mode": "0600", **ME}]})
+    assert unknown["failed"] is True and "placeholder" in unknown["msg"] and "other" in unknown["msg"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_created_paths_name_what_did_not_exist(tmp_path: Path) -> None:
+    run_module(secrets_spec(tmp_path))
+    (tmp_path / "db_url").unlink()
+    (tmp_path / "db_password").chmod(0o640)
+    result = run_module(secrets_spec(tmp_path))
+    assert result["changed_paths"] == [str(tmp_path / "db_password"), str(tmp_path / "db_url")]
+    assert result["created_paths"] == [str(tmp_path / "db_url")]
