@@ -72,6 +72,10 @@ import json, os, sys
 spec = __import__("importlib.util").util.spec_from_file_location("cfg", sys.argv[1])
 cfg = __import__("importlib.util").util.module_from_spec(spec); spec.loader.exec_module(cfg)
 loaded, failed = cfg.preload(json.loads(sys.argv[2]))
+import setproctitle
+setproctitle.setproctitle("[celeryd: test]")  # as Celery names its main process afterwards
+with open("/proc/self/cmdline", "rb") as handle:
+    title = handle.read().split(b"\0")[0].decode()
 pid = os.fork()
 if pid == 0:
     import numpy as np, tensorflow as tf, torch
@@ -84,11 +88,13 @@ if pid == 0:
     torch.nn.functional.cross_entropy(lin(torch.from_numpy(x)), torch.from_numpy(y)).backward()
     os._exit(0)
 _, status = os.waitpid(pid, 0)
-print(json.dumps({"loaded": loaded, "failed": failed, "child_status": status}))
+print(json.dumps({"loaded": loaded, "failed": failed, "child_status": status, "title": title}))
 """
 
 
-def test_the_default_list_imports_here_and_survives_a_fork() -> None:
+def test_the_default_list_imports_here_survives_a_fork_and_keeps_process_titles() -> None:
+    """The titles matter: operators and the default scenario find the worker's main process
+    by "celeryd: " (setproctitle stopped working after importing xgboost, until set up first)."""
     names = DEFAULTS["airflow_worker_preload_modules"]
     proc = subprocess.run([sys.executable, "-c", FORKED, str(MODULE_FILE), json.dumps(names)],
                           capture_output=True, text=True, timeout=600, check=False)
@@ -96,3 +102,4 @@ def test_the_default_list_imports_here_and_survives_a_fork() -> None:
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["failed"] == {} and result["loaded"] == names
     assert result["child_status"] == 0
+    assert result["title"] == "[celeryd: test]"

@@ -44,6 +44,16 @@ def preload(names: list[str]) -> tuple[list[str], dict[str, str]]:
     """
     loaded: list[str] = []
     failed: dict[str, str] = {}
+    # Celery names its processes ("[celeryd: …]") with setproctitle, which on Linux sets
+    # itself up on its first call from the environment as the process started with it;
+    # after a library has changed the environment (importing xgboost does), every later
+    # title silently stays the command line. That first call comes before the imports.
+    try:
+        import setproctitle
+    except ImportError:
+        pass
+    else:
+        setproctitle.getproctitle()
     for name in names:
         try:
             importlib.import_module(name)
